@@ -1,0 +1,92 @@
+//! What handlers see: the request, the reply, the shared context; and the route tables of each
+//! API family, one file per family.
+
+pub mod hapi;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::{Api, Config};
+use crate::router::Route;
+
+/// Who is on the other end, as the network front saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// Subject of the verified client certificate, when mTLS is on.
+    pub cert_subject: Option<String>,
+}
+
+/// A request as handlers see it: no tiny_http types.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub peer: Peer,
+    /// The basic-auth user, once authenticated.
+    pub user: Option<String>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn json(status: u16, v: &Value) -> Self {
+        Reply {
+            status,
+            content_type: "application/json",
+            body: v.to_string().into_bytes(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl From<crate::error::ApiError> for Reply {
+    fn from(e: crate::error::ApiError) -> Self {
+        Reply {
+            status: e.status,
+            content_type: "application/json",
+            body: e.body().into_bytes(),
+            headers: e.headers,
+        }
+    }
+}
+
+/// Shared, read-only state every handler gets.
+pub struct Ctx {
+    pub config: Arc<Config>,
+    /// The main HAProxy's admin socket (HApi's `socat`).
+    pub main_haproxy: crate::haproxy::Runtime,
+}
+
+/// The routes of every enabled API family.
+pub fn routes(apis: &[Api]) -> Vec<Route> {
+    let mut all = Vec::new();
+    for api in apis {
+        match api {
+            Api::Hapi => all.extend(hapi::routes()),
+            // Served by later work; until then their paths are unknown (404).
+            Api::Amphora | Api::Appliance | Api::Devices => {}
+        }
+    }
+    all
+}

@@ -1,0 +1,518 @@
+//! The YAML config file (DESIGN section 2): parsing, defaults and every check that needs no I/O.
+//! An HApi config file is a valid config: unknown keys whose value is a list of strings are HApi
+//! frontends (frontend name -> backends).
+
+use serde_norway::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::names::ProxyName;
+
+pub const DEFAULT_PATH: &str = "/etc/lbagent/lbagent.yaml";
+
+/// The API families one port can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Api {
+    Hapi,
+    Amphora,
+    Appliance,
+    Devices,
+}
+
+impl Api {
+    pub const ALL: [Api; 4] = [Api::Hapi, Api::Amphora, Api::Appliance, Api::Devices];
+
+    fn parse(s: &str) -> Option<Api> {
+        match s {
+            "hapi" => Some(Api::Hapi),
+            "amphora" => Some(Api::Amphora),
+            "appliance" => Some(Api::Appliance),
+            "devices" => Some(Api::Devices),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub tls: Option<TlsFiles>,
+    pub basic_auth: Option<Credentials>,
+    /// HApi's `socat`: the main HAProxy's admin socket.
+    pub socat: PathBuf,
+    /// HApi's `server`: node N means server `<server>N`.
+    pub server_prefix: Option<String>,
+    /// HApi frontends: name -> the backends it serves.
+    pub frontends: BTreeMap<String, Vec<ProxyName>>,
+    pub accesslog: Option<PathBuf>,
+    pub logfile: Option<PathBuf>,
+    pub debug: bool,
+    pub state_dir: PathBuf,
+    pub cert_dir: PathBuf,
+    pub haproxy: PathBuf,
+    pub keepalived: PathBuf,
+    pub workers: usize,
+    pub max_body: u64,
+    pub max_connections: usize,
+    pub request_timeout: Duration,
+    pub amphora_id: Option<String>,
+    pub apis: Vec<Api>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 6000,
+            tls: None,
+            basic_auth: None,
+            socat: PathBuf::from("/var/run/haproxy.stat"),
+            server_prefix: None,
+            frontends: BTreeMap::new(),
+            accesslog: None,
+            logfile: None,
+            debug: false,
+            state_dir: PathBuf::from("/var/lib/lbagent"),
+            cert_dir: PathBuf::from("/run/lbagent/certs"),
+            haproxy: PathBuf::from("/usr/sbin/haproxy"),
+            keepalived: PathBuf::from("/usr/sbin/keepalived"),
+            workers: 8,
+            max_body: 4 * 1024 * 1024,
+            max_connections: 64,
+            request_timeout: Duration::from_secs(30),
+            amphora_id: None,
+            apis: Api::ALL.to_vec(),
+        }
+    }
+}
+
+/// One thing wrong with a config: which key, its value, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub value: String,
+    pub why: String,
+}
+
+impl Problem {
+    pub fn new(key: &str, value: impl Into<String>, why: impl Into<String>) -> Self {
+        Problem {
+            key: key.to_string(),
+            value: value.into(),
+            why: why.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:?}: {}", self.key, self.value, self.why)
+    }
+}
+
+/// Renders a YAML value for a problem report (scalars as written, others abbreviated).
+fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Sequence(_) => "[list]".into(),
+        Value::Mapping(_) => "{mapping}".into(),
+        Value::Tagged(t) => show(&t.value),
+    }
+}
+
+fn as_string(key: &str, v: &Value, problems: &mut Vec<Problem>) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        // PyYAML (HApi) would hand numbers over as-is; a user or password of digits is still text.
+        Value::Number(n) => Some(n.to_string()),
+        _ => {
+            problems.push(Problem::new(key, show(v), "must be a string"));
+            None
+        }
+    }
+}
+
+fn as_path(key: &str, v: &Value, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    let s = as_string(key, v, problems)?;
+    if s.is_empty() || s.contains('\0') {
+        problems.push(Problem::new(key, s, "must be a non-empty path"));
+        return None;
+    }
+    Some(PathBuf::from(s))
+}
+
+fn as_uint(key: &str, v: &Value, min: u64, max: u64, problems: &mut Vec<Problem>) -> Option<u64> {
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if (min..=max).contains(&n) => Some(n),
+        _ => {
+            problems.push(Problem::new(
+                key,
+                show(v),
+                format!("must be a whole number from {min} to {max}"),
+            ));
+            None
+        }
+    }
+}
+
+fn as_bool(key: &str, v: &Value, problems: &mut Vec<Problem>) -> Option<bool> {
+    // YAML 1.1 spellings too, since HApi's configs were read by PyYAML.
+    let b = match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" => Some(true),
+            "false" | "no" | "off" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    };
+    if b.is_none() {
+        problems.push(Problem::new(key, show(v), "must be true or false"));
+    }
+    b
+}
+
+fn string_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Sequence(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+/// Parses config text. Returns every problem found, not just the first.
+pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    let doc: Value = match serde_norway::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(vec![Problem::new(
+                "(file)",
+                "",
+                format!("not valid YAML: {e}"),
+            )])
+        }
+    };
+    let map = match doc {
+        Value::Mapping(m) => m,
+        // An empty file is an empty mapping: all defaults.
+        Value::Null => Default::default(),
+        other => {
+            return Err(vec![Problem::new(
+                "(file)",
+                show(&other),
+                "the config must be a mapping of keys to values",
+            )])
+        }
+    };
+
+    let mut c = Config::default();
+    let mut p = Vec::new();
+    let (mut cert, mut key, mut ca, mut user, mut password) = (None, None, None, None, None);
+
+    for (k, v) in &map {
+        let k = match k {
+            Value::String(s) => s.as_str(),
+            other => {
+                p.push(Problem::new(&show(other), show(v), "keys must be strings"));
+                continue;
+            }
+        };
+        match k {
+            "bind" => match as_string(k, v, &mut p).map(|s| s.parse::<IpAddr>().map_err(|_| s)) {
+                Some(Ok(ip)) => c.bind = ip,
+                Some(Err(s)) => p.push(Problem::new(k, s, "must be an IPv4 or IPv6 address")),
+                None => {}
+            },
+            "port" => {
+                if let Some(n) = as_uint(k, v, 0, 65535, &mut p) {
+                    c.port = n as u16;
+                }
+            }
+            "sslcrt" => cert = as_path(k, v, &mut p),
+            "sslkey" => key = as_path(k, v, &mut p),
+            "client_ca" => ca = as_path(k, v, &mut p),
+            "user" => user = as_string(k, v, &mut p),
+            "password" => password = as_string(k, v, &mut p),
+            "socat" => c.socat = as_path(k, v, &mut p).unwrap_or(c.socat),
+            "server" => {
+                if let Some(s) = as_string(k, v, &mut p) {
+                    if s.is_empty() || ProxyName::parse(&s).is_ok() {
+                        c.server_prefix = Some(s).filter(|s| !s.is_empty());
+                    } else {
+                        p.push(Problem::new(k, s, "may only hold A-Z a-z 0-9 _ . : -"));
+                    }
+                }
+            }
+            "accesslog" => c.accesslog = as_path(k, v, &mut p),
+            "logfile" => c.logfile = as_path(k, v, &mut p),
+            "debug" => c.debug = as_bool(k, v, &mut p).unwrap_or(false),
+            "state_dir" => c.state_dir = as_path(k, v, &mut p).unwrap_or(c.state_dir),
+            "cert_dir" => c.cert_dir = as_path(k, v, &mut p).unwrap_or(c.cert_dir),
+            "haproxy" => c.haproxy = as_path(k, v, &mut p).unwrap_or(c.haproxy),
+            "keepalived" => c.keepalived = as_path(k, v, &mut p).unwrap_or(c.keepalived),
+            "workers" => {
+                if let Some(n) = as_uint(k, v, 1, 256, &mut p) {
+                    c.workers = n as usize;
+                }
+            }
+            "max_body" => {
+                if let Some(n) = as_uint(k, v, 1024, 1 << 30, &mut p) {
+                    c.max_body = n;
+                }
+            }
+            "max_connections" => {
+                if let Some(n) = as_uint(k, v, 1, 10_000, &mut p) {
+                    c.max_connections = n as usize;
+                }
+            }
+            "request_timeout" => {
+                if let Some(n) = as_uint(k, v, 1, 3600, &mut p) {
+                    c.request_timeout = Duration::from_secs(n);
+                }
+            }
+            "amphora_id" => c.amphora_id = as_string(k, v, &mut p),
+            "apis" => match string_list(v) {
+                Some(list) => {
+                    let mut apis = Vec::new();
+                    for name in list {
+                        match Api::parse(&name) {
+                            Some(a) if !apis.contains(&a) => apis.push(a),
+                            Some(_) => {}
+                            None => p.push(Problem::new(
+                                k,
+                                name,
+                                "unknown API family (hapi, amphora, appliance, devices)",
+                            )),
+                        }
+                    }
+                    apis.sort();
+                    c.apis = apis;
+                }
+                None => p.push(Problem::new(
+                    k,
+                    show(v),
+                    "must be a list of API family names",
+                )),
+            },
+            _ => match (v, string_list(v)) {
+                (_, Some(backends)) => {
+                    let mut names = Vec::new();
+                    for b in backends {
+                        match ProxyName::parse(&b) {
+                            Ok(n) => names.push(n),
+                            Err(_) => p.push(Problem::new(
+                                k,
+                                b,
+                                "backend names may only hold A-Z a-z 0-9 _ . : -",
+                            )),
+                        }
+                    }
+                    c.frontends.insert(k.to_string(), names);
+                }
+                (Value::Sequence(_), None) => p.push(Problem::new(
+                    k,
+                    show(v),
+                    "a frontend's backends must all be strings",
+                )),
+                _ => p.push(Problem::new(k, show(v), "unknown key")),
+            },
+        }
+    }
+
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            c.tls = Some(TlsFiles {
+                cert,
+                key,
+                client_ca: ca,
+            })
+        }
+        (None, None) => {
+            if let Some(ca) = ca {
+                p.push(Problem::new(
+                    "client_ca",
+                    ca.display().to_string(),
+                    "needs sslcrt and sslkey (client certificates need TLS)",
+                ));
+            }
+        }
+        (Some(cert), None) => p.push(Problem::new(
+            "sslkey",
+            "",
+            format!("missing: sslcrt ({}) needs a key", cert.display()),
+        )),
+        (None, Some(key)) => p.push(Problem::new(
+            "sslcrt",
+            "",
+            format!("missing: sslkey ({}) needs a certificate", key.display()),
+        )),
+    }
+    match (user, password) {
+        (Some(user), Some(password)) if !user.is_empty() && !user.contains(':') => {
+            c.basic_auth = Some(Credentials { user, password })
+        }
+        (Some(user), Some(_)) => p.push(Problem::new(
+            "user",
+            user,
+            "must be non-empty and hold no ':' (basic auth)",
+        )),
+        (Some(_), None) => p.push(Problem::new(
+            "password",
+            "",
+            "missing: user needs a password",
+        )),
+        (None, Some(_)) => p.push(Problem::new("user", "", "missing: password needs a user")),
+        (None, None) => {}
+    }
+
+    check_security(&c, &mut p);
+    if p.is_empty() {
+        Ok(c)
+    } else {
+        Err(p)
+    }
+}
+
+/// DESIGN's security defaults: off loopback, callers must authenticate, and passwords need TLS.
+fn check_security(c: &Config, p: &mut Vec<Problem>) {
+    if c.bind.is_loopback() {
+        return;
+    }
+    let mtls = c.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    if c.basic_auth.is_none() && !mtls {
+        p.push(Problem::new(
+            "bind",
+            c.bind.to_string(),
+            "a non-loopback address needs authentication: set user/password or client_ca",
+        ));
+    }
+    if c.basic_auth.is_some() && c.tls.is_none() {
+        p.push(Problem::new(
+            "bind",
+            c.bind.to_string(),
+            "basic auth on a non-loopback address needs TLS: set sslcrt and sslkey",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HAPI_EXAMPLE: &str = include_str!("../conf/hapi-example.yaml");
+
+    #[test]
+    fn hapi_example_means_what_it_meant() {
+        let c = parse(HAPI_EXAMPLE).unwrap();
+        assert_eq!(c.socat, PathBuf::from("/var/run/haproxy.stat"));
+        assert_eq!(c.server_prefix.as_deref(), Some("lamp"));
+        let be: Vec<&str> = c.frontends["http-frontend"]
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        assert_eq!(be, ["wwwbackend"]);
+        assert_eq!(c.frontends.len(), 1);
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.key, PathBuf::from("/opt/hapi/ssl/hapi.key"));
+        assert_eq!(tls.cert, PathBuf::from("/opt/hapi/ssl/hapi.crt"));
+        assert_eq!(c.basic_auth.unwrap().user, "yourUser");
+        assert_eq!(c.bind.to_string(), "0.0.0.0");
+        assert_eq!(c.port, 6000);
+        assert!(c.debug);
+        assert_eq!(
+            c.accesslog,
+            Some(PathBuf::from("/opt/hapi/log/hapi_access.log"))
+        );
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    fn problems(text: &str) -> Vec<Problem> {
+        parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_key() {
+        let p = problems("port: 70000\nbogus: 1\nworkers: x\ndebug: maybe\n");
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["port", "bogus", "workers", "debug"]);
+        assert_eq!(p[1].why, "unknown key");
+        assert_eq!(p[0].value, "70000");
+    }
+
+    #[test]
+    fn frontends_are_lists_of_strings() {
+        let c = parse("web: ['a', 'b']\n").unwrap();
+        assert_eq!(c.frontends["web"].len(), 2);
+        assert_eq!(
+            problems("web: [1]\n")[0].why,
+            "a frontend's backends must all be strings"
+        );
+        assert_eq!(problems("web: ['a b']\n")[0].key, "web");
+        assert_eq!(problems("web: {a: b}\n")[0].why, "unknown key");
+    }
+
+    #[test]
+    fn security_defaults() {
+        let p = problems("bind: 0.0.0.0\n");
+        assert!(p[0].why.contains("needs authentication"), "{p:?}");
+        let p = problems("bind: 0.0.0.0\nuser: u\npassword: p\n");
+        assert!(p[0].why.contains("needs TLS"), "{p:?}");
+        assert!(parse("bind: 0.0.0.0\nuser: u\npassword: p\nsslcrt: c\nsslkey: k\n").is_ok());
+        assert!(parse("bind: '::'\nsslcrt: c\nsslkey: k\nclient_ca: ca\n").is_ok());
+        assert!(parse("bind: '::1'\n").is_ok());
+        assert_eq!(problems("client_ca: ca\n")[0].key, "client_ca");
+        assert_eq!(problems("sslcrt: c\n")[0].key, "sslkey");
+        assert_eq!(problems("user: u\n")[0].key, "password");
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_and_apis() {
+        assert!(parse("debug: yes\n").unwrap().debug);
+        assert!(!parse("debug: False\n").unwrap().debug);
+        let c = parse("apis: [devices, hapi]\n").unwrap();
+        assert_eq!(c.apis, [Api::Hapi, Api::Devices]);
+        assert_eq!(problems("apis: [nope]\n")[0].key, "apis");
+    }
+
+    #[test]
+    fn bad_yaml_is_one_problem() {
+        let p = problems("port: [\n");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].why.starts_with("not valid YAML"));
+        assert_eq!(problems("- a\n- b\n")[0].key, "(file)");
+    }
+}

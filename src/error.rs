@@ -1,0 +1,76 @@
+//! The one error type every handler returns, and its JSON rendering (DESIGN section 3).
+
+use serde_json::json;
+
+/// An error with the HTTP status it maps to; rendered as `{"message","details","code"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+    pub details: Option<String>,
+    /// Extra response headers (e.g. `Allow`, `WWW-Authenticate`).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            details: None,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn bad_request(details: impl Into<String>) -> Self {
+        ApiError::new(400, "Bad Request").with_details(details)
+    }
+
+    pub fn not_found(details: impl Into<String>) -> Self {
+        ApiError::new(404, "Not Found").with_details(details)
+    }
+
+    pub fn internal(details: impl Into<String>) -> Self {
+        ApiError::new(500, "Internal Server Error").with_details(details)
+    }
+
+    /// The JSON body of DESIGN section 3.
+    pub fn body(&self) -> String {
+        error_body(self.status, &self.message, self.details.as_deref())
+    }
+}
+
+/// Renders the error shape; shared with the network front, which answers some errors itself.
+pub fn error_body(status: u16, message: &str, details: Option<&str>) -> String {
+    let mut v = json!({ "message": message, "code": status });
+    if let Some(d) = details {
+        v["details"] = json!(d);
+    }
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_design_shape() {
+        let e = ApiError::not_found("No such server.");
+        let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+        assert_eq!(v["message"], "Not Found");
+        assert_eq!(v["details"], "No such server.");
+        assert_eq!(v["code"], 404);
+        let v: serde_json::Value = serde_json::from_str(&error_body(413, "x", None)).unwrap();
+        assert!(v.get("details").is_none());
+    }
+}

@@ -1,0 +1,333 @@
+//! Request framing for the network front: finds where each request's head and body end, without
+//! interpreting more of HTTP than that. The front uses it to hold a head until it is complete
+//! (so oversized heads and bodies are refused before a handler sees them) and to know when a
+//! client is part-way through a request (its `request_timeout` deadline runs).
+
+const MAX_LINE: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    HeadTooLarge,
+    BodyTooLarge,
+    BadFraming,
+}
+
+impl Reject {
+    pub fn status(self) -> (u16, &'static str) {
+        match self {
+            Reject::HeadTooLarge => (431, "Request Header Fields Too Large"),
+            Reject::BodyTooLarge => (413, "Payload Too Large"),
+            Reject::BadFraming => (400, "Bad Request"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Between requests.
+    Idle,
+    /// Collecting a head (held back, not forwarded yet).
+    Head,
+    Body(u64),
+    ChunkSize(Vec<u8>),
+    ChunkData(u64),
+    ChunkEnd(Vec<u8>),
+    Trailer(Vec<u8>),
+}
+
+#[derive(Debug)]
+pub struct Framer {
+    state: State,
+    head: Vec<u8>,
+    max_head: usize,
+    max_body: u64,
+    /// Chunked body bytes so far in this request.
+    body_seen: u64,
+    completed: u64,
+}
+
+impl Framer {
+    pub fn new(max_head: usize, max_body: u64) -> Self {
+        Framer {
+            state: State::Idle,
+            head: Vec::new(),
+            max_head,
+            max_body,
+            body_seen: 0,
+            completed: 0,
+        }
+    }
+
+    /// True while a request has started but not been fully received.
+    pub fn in_request(&self) -> bool {
+        self.state != State::Idle
+    }
+
+    /// How many requests have been fully received.
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+
+    /// Consumes client bytes, appending to `out` what may be forwarded now.
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), Reject> {
+        while !input.is_empty() {
+            match &mut self.state {
+                State::Idle => {
+                    // Stray CRLFs between requests are allowed and dropped.
+                    if input[0] == b'\r' || input[0] == b'\n' {
+                        input = &input[1..];
+                    } else {
+                        self.state = State::Head;
+                        self.head.clear();
+                    }
+                }
+                State::Head => {
+                    let b = input[0];
+                    input = &input[1..];
+                    self.head.push(b);
+                    if self.head.len() > self.max_head {
+                        return Err(Reject::HeadTooLarge);
+                    }
+                    if b == b'\n'
+                        && (self.head.ends_with(b"\r\n\r\n") || self.head.ends_with(b"\n\n"))
+                    {
+                        let body = body_kind(&self.head)?;
+                        out.extend_from_slice(&self.head);
+                        self.head.clear();
+                        self.body_seen = 0;
+                        match body {
+                            BodyKind::None => self.finish(),
+                            BodyKind::Length(n) if n > self.max_body => {
+                                return Err(Reject::BodyTooLarge)
+                            }
+                            BodyKind::Length(n) => self.state = State::Body(n),
+                            BodyKind::Chunked => self.state = State::ChunkSize(Vec::new()),
+                        }
+                    }
+                }
+                State::Body(left) | State::ChunkData(left) => {
+                    let n = (*left).min(input.len() as u64) as usize;
+                    out.extend_from_slice(&input[..n]);
+                    input = &input[n..];
+                    *left -= n as u64;
+                    if *left == 0 {
+                        if matches!(self.state, State::Body(_)) {
+                            self.finish();
+                        } else {
+                            self.state = State::ChunkEnd(Vec::new());
+                        }
+                    }
+                }
+                State::ChunkSize(line) | State::ChunkEnd(line) | State::Trailer(line) => {
+                    let b = input[0];
+                    input = &input[1..];
+                    out.push(b);
+                    line.push(b);
+                    if line.len() > MAX_LINE {
+                        return Err(Reject::BadFraming);
+                    }
+                    if b == b'\n' {
+                        let text = std::mem::take(line);
+                        self.end_of_line(&text)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end_of_line(&mut self, line: &[u8]) -> Result<(), Reject> {
+        let line = trim_eol(line);
+        match self.state {
+            State::ChunkSize(_) => {
+                let size = line.split(|&b| b == b';').next().unwrap_or(b"");
+                let size = std::str::from_utf8(size).map_err(|_| Reject::BadFraming)?;
+                let n = u64::from_str_radix(size.trim(), 16).map_err(|_| Reject::BadFraming)?;
+                self.body_seen = self.body_seen.saturating_add(n);
+                if self.body_seen > self.max_body {
+                    return Err(Reject::BodyTooLarge);
+                }
+                self.state = if n == 0 {
+                    State::Trailer(Vec::new())
+                } else {
+                    State::ChunkData(n)
+                };
+            }
+            State::ChunkEnd(_) if line.is_empty() => self.state = State::ChunkSize(Vec::new()),
+            State::ChunkEnd(_) => return Err(Reject::BadFraming),
+            State::Trailer(_) if line.is_empty() => self.finish(),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        self.state = State::Idle;
+        self.completed += 1;
+    }
+}
+
+fn trim_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+enum BodyKind {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Reads the framing headers of a complete head. Conflicting framing (several lengths,
+/// length plus chunked, an unknown transfer coding) is refused, as request smuggling hides there.
+fn body_kind(head: &[u8]) -> Result<BodyKind, Reject> {
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut lines = head.split(|&b| b == b'\n').map(trim_eol);
+    let request_line = lines.next().unwrap_or(b"");
+    if request_line.is_empty() || !request_line.contains(&b' ') {
+        return Err(Reject::BadFraming);
+    }
+    for line in lines.filter(|l| !l.is_empty()) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return Err(Reject::BadFraming);
+        };
+        let name = &line[..colon];
+        let value = std::str::from_utf8(&line[colon + 1..])
+            .map_err(|_| Reject::BadFraming)?
+            .trim();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n: u64 = value.parse().map_err(|_| Reject::BadFraming)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Reject::BadFraming);
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if chunked || !value.eq_ignore_ascii_case("chunked") {
+                return Err(Reject::BadFraming);
+            }
+            chunked = true;
+        }
+    }
+    match (length, chunked) {
+        (Some(_), true) => Err(Reject::BadFraming),
+        (Some(0), false) | (None, false) => Ok(BodyKind::None),
+        (Some(n), false) => Ok(BodyKind::Length(n)),
+        (None, true) => Ok(BodyKind::Chunked),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(f: &mut Framer, input: &[u8]) -> Result<Vec<u8>, Reject> {
+        let mut out = Vec::new();
+        f.feed(input, &mut out).map(|_| out)
+    }
+
+    #[test]
+    fn holds_head_until_complete() {
+        let mut f = Framer::new(1024, 100);
+        assert_eq!(run(&mut f, b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap(), b"");
+        assert!(f.in_request());
+        let out = run(&mut f, b"\r\n").unwrap();
+        assert_eq!(out, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(!f.in_request());
+        assert_eq!(f.completed(), 1);
+    }
+
+    #[test]
+    fn content_length_bodies_and_pipelining() {
+        let mut f = Framer::new(1024, 100);
+        let two = b"PUT /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(run(&mut f, two).unwrap(), two);
+        assert_eq!(f.completed(), 2);
+        // Byte by byte gives the same.
+        let mut g = Framer::new(1024, 100);
+        let mut all = Vec::new();
+        for b in two.iter() {
+            all.extend(run(&mut g, &[*b]).unwrap());
+        }
+        assert_eq!(all, two);
+        assert_eq!(g.completed(), 2);
+    }
+
+    #[test]
+    fn limits() {
+        let mut f = Framer::new(32, 100);
+        assert_eq!(
+            run(
+                &mut f,
+                b"GET / HTTP/1.1\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaa\r\n\r\n"
+            ),
+            Err(Reject::HeadTooLarge)
+        );
+        let mut f = Framer::new(1024, 100);
+        assert_eq!(
+            run(&mut f, b"PUT / HTTP/1.1\r\nContent-Length: 101\r\n\r\n"),
+            Err(Reject::BodyTooLarge)
+        );
+        let mut f = Framer::new(1024, 10);
+        let r = run(
+            &mut f,
+            b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n",
+        );
+        assert_eq!(r, Err(Reject::BodyTooLarge));
+    }
+
+    #[test]
+    fn chunked() {
+        let mut f = Framer::new(1024, 100);
+        let req = b"PUT / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n";
+        assert_eq!(run(&mut f, req).unwrap(), req);
+        assert_eq!(f.completed(), 1);
+        assert!(!f.in_request());
+        // A chunked body that never ends keeps the request open.
+        let mut f = Framer::new(1024, 1000);
+        run(
+            &mut f,
+            b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n",
+        )
+        .unwrap();
+        assert!(f.in_request());
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        for head in [
+            &b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
+            b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nNoColon\r\n\r\n",
+            b"GARBAGE\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n",
+        ] {
+            let mut f = Framer::new(1024, 100);
+            assert_eq!(
+                run(&mut f, head),
+                Err(Reject::BadFraming),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        // Equal duplicate lengths are fine.
+        let mut f = Framer::new(1024, 100);
+        assert!(run(
+            &mut f,
+            b"PUT / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\nx"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn leading_blank_lines_dropped() {
+        let mut f = Framer::new(1024, 100);
+        assert_eq!(
+            run(&mut f, b"\r\n\r\nGET / HTTP/1.1\r\n\r\n").unwrap(),
+            b"GET / HTTP/1.1\r\n\r\n"
+        );
+    }
+}

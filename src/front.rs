@@ -1,0 +1,482 @@
+//! The network front (DESIGN section 0): the agent's own accept loop on the public socket,
+//! a cap on concurrent connections, TLS with a handshake deadline, request deadlines, and a
+//! plaintext hand-off of each connection to the internal HTTP server over loopback. The peer
+//! table lets each request find its real peer address and certificate subject.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::api::Peer;
+use crate::error::error_body;
+use crate::framing::{Framer, Reject};
+use crate::logs;
+
+/// Largest request head the front accepts.
+const MAX_HEAD: usize = 32 * 1024;
+/// How long the front waits for a handler's answer before giving up on it.
+const MAX_HANDLER: Duration = Duration::from_secs(600);
+/// How often blocked loops look at the stop flag.
+const TICK: Duration = Duration::from_millis(250);
+/// Connections over the cap that still get a polite 503; the rest are just closed.
+const MAX_REJECTING: usize = 16;
+
+/// Internal connection (front side, local address) -> the real client.
+#[derive(Default)]
+pub struct PeerTable(Mutex<HashMap<SocketAddr, Peer>>);
+
+impl PeerTable {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Peer>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, internal: &SocketAddr) -> Option<Peer> {
+        self.map().get(internal).cloned()
+    }
+}
+
+/// Removes a registration when the connection ends (before its socket closes, so the port
+/// cannot be reused while still registered).
+struct Registration<'a>(&'a PeerTable, SocketAddr);
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.0.map().remove(&self.1);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub request_timeout: Duration,
+    pub max_body: u64,
+}
+
+struct Shared {
+    tls: Option<Arc<ServerConfig>>,
+    internal: SocketAddr,
+    peers: Arc<PeerTable>,
+    limits: Limits,
+    active: AtomicUsize,
+    rejecting: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+pub struct Front {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+/// Counts a thread in a counter for as long as it lives.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Front {
+    pub fn new(
+        listener: TcpListener,
+        tls: Option<Arc<ServerConfig>>,
+        internal: SocketAddr,
+        peers: Arc<PeerTable>,
+        limits: Limits,
+    ) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Front {
+            listener,
+            shared: Arc::new(Shared {
+                tls,
+                internal,
+                peers,
+                limits,
+                active: AtomicUsize::new(0),
+                rejecting: AtomicUsize::new(0),
+                stopping: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Accepts until `stop()` says so; `tick` runs between accepts (signal handling).
+    /// Accept errors are logged and retried, never fatal.
+    pub fn run(&self, mut stop: impl FnMut() -> bool) {
+        while !stop() {
+            if !poll_one(self.listener.as_raw_fd(), libc::POLLIN, TICK) {
+                continue;
+            }
+            match self.listener.accept() {
+                Ok((stream, addr)) => self.dispatch(stream, addr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    logs::error(&format!("accept failed: {e}"));
+                    // EMFILE and friends: give the system a moment instead of spinning.
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, stream: TcpStream, addr: SocketAddr) {
+        let s = &self.shared;
+        // Accepted sockets may inherit non-blocking mode on some systems; the workers block.
+        if stream.set_nonblocking(false).is_err() {
+            return;
+        }
+        if s.active.fetch_add(1, Ordering::SeqCst) >= s.limits.max_connections {
+            s.active.fetch_sub(1, Ordering::SeqCst);
+            if s.rejecting.fetch_add(1, Ordering::SeqCst) >= MAX_REJECTING {
+                s.rejecting.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+            logs::warn(&format!("{addr}: over max_connections, refused with 503"));
+            let shared = self.shared.clone();
+            let spawned = thread::Builder::new().name("reject".into()).spawn(move || {
+                let _c = Counted(&shared.rejecting);
+                reject_busy(&shared, stream);
+            });
+            if spawned.is_err() {
+                s.rejecting.fetch_sub(1, Ordering::SeqCst);
+            }
+            return;
+        }
+        let shared = self.shared.clone();
+        let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
+            let _c = Counted(&shared.active);
+            if let Err(e) = serve(&shared, stream, addr) {
+                logs::debug(&format!("{addr}: connection ended: {e}"));
+            }
+        });
+        if let Err(e) = spawned {
+            s.active.fetch_sub(1, Ordering::SeqCst);
+            logs::error(&format!("cannot start a connection thread: {e}"));
+        }
+    }
+
+    /// Stops taking new requests and waits (at most `max`) for in-flight ones to finish.
+    /// Returns whether every connection ended in time.
+    pub fn drain(&self, max: Duration) -> bool {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let end = Instant::now() + max;
+        while Instant::now() < end {
+            if self.shared.active.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+/// Waits until `fd` is ready for `events` or the timeout passes.
+fn poll_one(fd: i32, events: i16, timeout: Duration) -> bool {
+    let mut p = [libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }];
+    poll(&mut p, timeout) > 0
+}
+
+fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> i32 {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: fds is a valid, exclusively borrowed slice of pollfd for the whole call.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }
+}
+
+/// A response the front writes itself; always closes the connection.
+pub fn front_response(status: u16, message: &str) -> Vec<u8> {
+    let body = error_body(status, message, None);
+    format!(
+        "HTTP/1.1 {status} {message}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The client side of a connection: plain TCP or TLS over it.
+enum Client {
+    Plain(TcpStream),
+    Tls(Box<ServerConnection>, TcpStream),
+}
+
+impl Client {
+    fn sock(&self) -> &TcpStream {
+        match self {
+            Client::Plain(s) | Client::Tls(_, s) => s,
+        }
+    }
+
+    /// Reads what the socket has (poll said readable; with `from_socket` false, only what TLS
+    /// already buffered). Returns plaintext and whether the client has finished sending.
+    fn read_available(&mut self, out: &mut Vec<u8>, from_socket: bool) -> io::Result<bool> {
+        let mut buf = [0u8; 16 * 1024];
+        match self {
+            Client::Plain(s) if from_socket => {
+                let n = s.read(&mut buf)?;
+                out.extend_from_slice(&buf[..n]);
+                Ok(n == 0)
+            }
+            Client::Plain(_) => Ok(false),
+            Client::Tls(conn, s) => {
+                let mut eof = from_socket && conn.read_tls(s)? == 0;
+                if let Err(e) = conn.process_new_packets() {
+                    // Let the client see the alert before the close.
+                    let _ = conn.write_tls(s);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+                loop {
+                    match conn.reader().read(&mut buf) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => out.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            eof = true;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                flush_tls(conn, s)?;
+                Ok(eof)
+            }
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Client::Plain(s) => s.write_all(data),
+            Client::Tls(conn, s) => {
+                let mut rest = data;
+                while !rest.is_empty() {
+                    let n = conn.writer().write(rest)?;
+                    rest = &rest[n..];
+                    flush_tls(conn, s)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the connection cleanly (TLS close_notify) as far as the client lets us.
+    fn close(&mut self) {
+        if let Client::Tls(conn, s) = self {
+            conn.send_close_notify();
+            let _ = flush_tls(conn, s);
+        }
+        let _ = self.sock().shutdown(Shutdown::Write);
+    }
+}
+
+fn flush_tls(conn: &mut ServerConnection, s: &mut TcpStream) -> io::Result<()> {
+    while conn.wants_write() {
+        conn.write_tls(s)?;
+    }
+    Ok(())
+}
+
+fn handshake(cfg: &Arc<ServerConfig>, mut s: TcpStream, deadline: Instant) -> io::Result<Client> {
+    let mut conn = ServerConnection::new(cfg.clone()).map_err(io::Error::other)?;
+    while conn.is_handshaking() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            ));
+        }
+        s.set_read_timeout(Some(left))?;
+        s.set_write_timeout(Some(left))?;
+        conn.complete_io(&mut s)?;
+    }
+    Ok(Client::Tls(Box::new(conn), s))
+}
+
+fn accept_client(shared: &Shared, stream: TcpStream, deadline: Instant) -> io::Result<Client> {
+    let _ = stream.set_nodelay(true);
+    match &shared.tls {
+        Some(cfg) => handshake(cfg, stream, deadline),
+        None => Ok(Client::Plain(stream)),
+    }
+}
+
+/// Over the cap: answer 503 (after the TLS handshake, if any, so the client can read it).
+fn reject_busy(shared: &Shared, stream: TcpStream) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    if let Ok(mut client) = accept_client(shared, stream, deadline) {
+        let _ = client
+            .sock()
+            .set_write_timeout(Some(Duration::from_secs(2)));
+        let _ = client.write_all(&front_response(503, "Service Unavailable"));
+        linger_close(&mut client, deadline);
+    }
+}
+
+/// Closes after letting the client read what was sent: unread input at close would make the
+/// kernel reset the connection and lose the response.
+fn linger_close(client: &mut Client, deadline: Instant) {
+    client.close();
+    let mut sink = Vec::new();
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !poll_one(client.sock().as_raw_fd(), libc::POLLIN, left) {
+            break;
+        }
+        sink.clear();
+        match client.read_available(&mut sink, true) {
+            Ok(false) => {}
+            _ => break,
+        }
+    }
+}
+
+fn serve(shared: &Shared, stream: TcpStream, addr: SocketAddr) -> io::Result<()> {
+    let timeout = shared.limits.request_timeout;
+    let mut client = accept_client(shared, stream, Instant::now() + timeout)?;
+    let cert_subject = match &client {
+        Client::Tls(conn, _) => conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| crate::tls::subject(c)),
+        Client::Plain(_) => None,
+    };
+    // Blocking writes to a client that never reads end after the request timeout.
+    client.sock().set_write_timeout(Some(timeout))?;
+    client.sock().set_read_timeout(Some(timeout))?;
+    let mut internal = TcpStream::connect(shared.internal)?;
+    internal.set_nodelay(true)?;
+    internal.set_write_timeout(Some(timeout))?;
+    let key = internal.local_addr()?;
+    shared.peers.map().insert(key, Peer { addr, cert_subject });
+    let _registration = Registration(&shared.peers, key);
+    let result = pump(shared, &mut client, &mut internal);
+    client.close();
+    let _ = internal.shutdown(Shutdown::Both);
+    result
+}
+
+/// Relays bytes both ways until either side ends or a deadline passes.
+fn pump(shared: &Shared, client: &mut Client, internal: &mut TcpStream) -> io::Result<()> {
+    let timeout = shared.limits.request_timeout;
+    let mut framer = Framer::new(MAX_HEAD, shared.limits.max_body);
+    let mut request_started: Option<Instant> = None;
+    // Set while a received request has had no answer yet.
+    let mut owed_since: Option<Instant> = None;
+    let mut last_activity = Instant::now();
+    let mut client_done = false;
+    let mut from_client = Vec::new();
+    let mut to_internal = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    // TLS may hold plaintext that arrived with the handshake; the socket won't signal it.
+    let mut buffered = matches!(client, Client::Tls(..));
+
+    loop {
+        let now = Instant::now();
+        let deadline = match (request_started, owed_since) {
+            (Some(t), _) => t + timeout,
+            (None, Some(t)) => t + MAX_HANDLER,
+            (None, None) => last_activity + timeout,
+        };
+        if shared.stopping.load(Ordering::SeqCst)
+            && request_started.is_none()
+            && owed_since.is_none()
+        {
+            return Ok(());
+        }
+        if now >= deadline {
+            if request_started.is_some() && owed_since.is_none() {
+                let _ = client.write_all(&front_response(408, "Request Timeout"));
+                logs::info("client cut off: request not received within request_timeout");
+            }
+            return Ok(());
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: internal.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                // A negative fd is skipped by poll: nothing more to read from a finished client.
+                fd: if client_done {
+                    -1
+                } else {
+                    client.sock().as_raw_fd()
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        if !buffered && poll(&mut fds, (deadline - now).min(TICK)) <= 0 {
+            continue;
+        }
+        if fds[0].revents != 0 {
+            let n = match internal.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            client.write_all(&buf[..n])?;
+            owed_since = None;
+            last_activity = Instant::now();
+        }
+        if fds[1].revents != 0 || buffered {
+            from_client.clear();
+            client_done = client.read_available(&mut from_client, !buffered)?;
+            buffered = false;
+            let before = framer.completed();
+            to_internal.clear();
+            let fed = framer.feed(&from_client, &mut to_internal);
+            if !to_internal.is_empty() {
+                internal.write_all(&to_internal)?;
+            }
+            let now = Instant::now();
+            last_activity = now;
+            if framer.completed() > before {
+                owed_since = Some(now);
+            }
+            request_started = match (framer.in_request(), request_started) {
+                (true, None) => Some(now),
+                (true, started) if framer.completed() == before => started,
+                (true, _) => Some(now),
+                (false, _) => None,
+            };
+            if let Err(reject) = fed {
+                return refuse(client, reject, owed_since.is_some());
+            }
+            if client_done {
+                if request_started.is_none() && owed_since.is_none() {
+                    return Ok(());
+                }
+                // The client may half-close after its request and still want the answer.
+                let _ = internal.shutdown(Shutdown::Write);
+            }
+        }
+    }
+}
+
+/// Answers a request the framer refused, unless an earlier answer is still being produced
+/// (then the connection just closes, as two answers would interleave).
+fn refuse(client: &mut Client, reject: Reject, answer_pending: bool) -> io::Result<()> {
+    let (status, message) = reject.status();
+    logs::info(&format!("request refused by the front: {status} {message}"));
+    if !answer_pending {
+        client.write_all(&front_response(status, message))?;
+        linger_close(client, Instant::now() + Duration::from_secs(1));
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! lbagent: manages HAProxy over HTTPS (HApi, Octavia amphora, appliance and device APIs).
+
+mod api;
+mod auth;
+mod config;
+mod error;
+mod framing;
+mod front;
+mod hapi;
+mod haproxy;
+mod logs;
+mod names;
+mod router;
+mod server;
+mod signals;
+mod timefmt;
+mod tls;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use config::{Config, Problem};
+
+const HELP: &str = "\
+lbagent: manage HAProxy over HTTPS (HApi, Octavia amphora, appliance and device APIs)
+
+Usage:
+  lbagent [--config PATH]                 serve until SIGTERM/SIGINT (SIGHUP re-opens logs)
+  lbagent --check-config [--config PATH]  validate the config: prints OK or every problem
+  lbagent --version | --help
+
+Options:
+  -c, --config PATH   config file (default /etc/lbagent/lbagent.yaml)
+";
+
+/// How long a stopping agent waits for in-flight requests, beyond the request timeout.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// Timeout of each command on the main HAProxy's admin socket.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Args {
+    config: Option<PathBuf>,
+    check: bool,
+}
+
+enum Cli {
+    Run(Args),
+    Exit(ExitCode),
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Cli {
+    let mut args = Args {
+        config: None,
+        check: false,
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-c" | "--config" => match it.next() {
+                Some(p) => args.config = Some(PathBuf::from(p)),
+                None => {
+                    eprintln!("lbagent: {a} needs a path\n\n{HELP}");
+                    return Cli::Exit(ExitCode::from(2));
+                }
+            },
+            s if s.starts_with("--config=") => args.config = Some(PathBuf::from(&s[9..])),
+            "--check-config" => args.check = true,
+            "-V" | "--version" => {
+                println!("lbagent {}", env!("CARGO_PKG_VERSION"));
+                return Cli::Exit(ExitCode::SUCCESS);
+            }
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return Cli::Exit(ExitCode::SUCCESS);
+            }
+            other => {
+                eprintln!("lbagent: unknown argument {other:?}\n\n{HELP}");
+                return Cli::Exit(ExitCode::from(2));
+            }
+        }
+    }
+    Cli::Run(args)
+}
+
+/// Loads and checks everything the config names (also the TLS files), collecting every problem.
+fn load(path: &PathBuf) -> Result<(Config, Option<Arc<rustls::ServerConfig>>), Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem::new(
+            "(file)",
+            path.display().to_string(),
+            format!("cannot read: {e}"),
+        )]
+    })?;
+    let cfg = config::parse(&text)?;
+    let tls = match &cfg.tls {
+        Some(files) => Some(tls::server_config(files)?),
+        None => None,
+    };
+    Ok((cfg, tls))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Cli::Run(a) => a,
+        Cli::Exit(code) => return code,
+    };
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let loaded = load(&path);
+    if args.check {
+        return match loaded {
+            Ok(_) => {
+                println!("OK");
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in problems {
+                    println!("{}: {p}", path.display());
+                }
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let (cfg, tls) = match loaded {
+        Ok(v) => v,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("lbagent: {}: {p}", path.display());
+            }
+            if args.config.is_none() {
+                eprintln!("lbagent: no usable config at the default path; give one with --config");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    match serve(cfg, tls) {
+        Ok(code) => code,
+        Err(e) => {
+            logs::error(&e);
+            eprintln!("lbagent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode, String> {
+    logs::init(cfg.accesslog.as_deref(), cfg.logfile.as_deref(), cfg.debug)?;
+    signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let public = TcpListener::bind((cfg.bind, cfg.port))
+        .map_err(|e| format!("bind: {}:{}: cannot listen: {e}", cfg.bind, cfg.port))?;
+    let local = public.local_addr().map_err(|e| e.to_string())?;
+    let internal = server::Internal::bind().map_err(|e| format!("internal listener: {e}"))?;
+
+    let cfg = Arc::new(cfg);
+    let peers = Arc::new(front::PeerTable::default());
+    let app = Arc::new(server::App {
+        ctx: api::Ctx {
+            config: cfg.clone(),
+            main_haproxy: haproxy::Runtime::new(&cfg.socat, SOCKET_TIMEOUT),
+        },
+        router: router::Router::new(api::routes(&cfg.apis)),
+        peers: peers.clone(),
+    });
+    let stop_workers = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicBool::new(false));
+    let workers = internal
+        .start_workers(cfg.workers, app, stop_workers.clone(), failed.clone())
+        .map_err(|e| format!("cannot start workers: {e}"))?;
+    let limits = front::Limits {
+        max_connections: cfg.max_connections,
+        request_timeout: cfg.request_timeout,
+        max_body: cfg.max_body,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let front = front::Front::new(public, tls, internal.addr, peers, limits)
+        .map_err(|e| format!("listener setup: {e}"))?;
+    logs::info(&format!(
+        "lbagent {} listening on {scheme}://{local} (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    ));
+
+    front.run(|| {
+        if signals::take_reopen() {
+            logs::reopen();
+        }
+        signals::stop_requested() || failed.load(Ordering::SeqCst)
+    });
+
+    logs::info("stopping: draining in-flight requests");
+    if !front.drain(cfg.request_timeout + DRAIN_GRACE) {
+        logs::warn("some connections were still open when the drain time ran out");
+    }
+    stop_workers.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.join();
+    }
+    if failed.load(Ordering::SeqCst) {
+        return Err(
+            "internal HTTP server failed; exiting so the supervisor restarts the agent".into(),
+        );
+    }
+    logs::info("stopped");
+    Ok(ExitCode::SUCCESS)
+}

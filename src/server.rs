@@ -1,0 +1,226 @@
+//! The internal HTTP side: tiny_http on a loopback listener that only the front connects to,
+//! worker threads, and per-request dispatch (peer lookup, auth, routing, body, handler, access log).
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::api::{Ctx, Reply, Request};
+use crate::error::ApiError;
+use crate::front::PeerTable;
+use crate::logs;
+use crate::router::{Match, Router};
+use crate::timefmt::Utc;
+
+pub struct App {
+    pub ctx: Ctx,
+    pub router: Router,
+    pub peers: Arc<PeerTable>,
+}
+
+pub struct Internal {
+    http: Arc<tiny_http::Server>,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Internal {
+    /// Binds the hand-off listener on a random loopback port.
+    pub fn bind() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let http = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Internal {
+            http: Arc::new(http),
+            addr,
+        })
+    }
+
+    /// Starts `n` workers; they run until `stop` is set. If tiny_http's own accept thread
+    /// dies, `failed` is set so the agent can exit and be restarted by its supervisor.
+    pub fn start_workers(
+        &self,
+        n: usize,
+        app: Arc<App>,
+        stop: Arc<AtomicBool>,
+        failed: Arc<AtomicBool>,
+    ) -> std::io::Result<Vec<JoinHandle<()>>> {
+        (0..n)
+            .map(|i| {
+                let (http, app, stop, failed) =
+                    (self.http.clone(), app.clone(), stop.clone(), failed.clone());
+                thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || {
+                        while !stop.load(Ordering::SeqCst) {
+                            match http.recv_timeout(Duration::from_millis(250)) {
+                                Ok(Some(rq)) => handle(&app, rq),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    logs::error(&format!("internal HTTP server failed: {e}"));
+                                    failed.store(true, Ordering::SeqCst);
+                                    return;
+                                }
+                            }
+                        }
+                    })
+            })
+            .collect()
+    }
+}
+
+fn header(rq: &tiny_http::Request, name: &'static str) -> Option<String> {
+    rq.headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().to_string())
+}
+
+fn handle(app: &App, mut rq: tiny_http::Request) {
+    let started = Instant::now();
+    let peer = match rq.remote_addr().and_then(|a| app.peers.get(a)) {
+        Some(p) => p,
+        None => {
+            // Not from the front: no service at all, not even an error response.
+            logs::warn(&format!(
+                "request on the internal listener from {:?} that did not come through the front; dropped",
+                rq.remote_addr()
+            ));
+            drop(rq.into_writer());
+            return;
+        }
+    };
+    let url = rq.url().to_string();
+    let (path, query) = match url.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (url.clone(), None),
+    };
+    let mut req = Request {
+        method: rq.method().as_str().to_string(),
+        path,
+        query,
+        headers: rq
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_string(),
+                    h.value.as_str().to_string(),
+                )
+            })
+            .collect(),
+        body: Vec::new(),
+        peer,
+        user: None,
+    };
+    let reply = match catch_unwind(AssertUnwindSafe(|| dispatch(app, &mut req, &mut rq))) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Reply::from(e),
+        Err(_) => {
+            logs::error(&format!("handler panicked: {} {}", req.method, req.path));
+            Reply::from(ApiError::internal(
+                "the handler failed unexpectedly; see the agent log",
+            ))
+        }
+    };
+    let (status, size) = (reply.status, reply.body.len());
+    let mut resp = tiny_http::Response::from_data(reply.body).with_status_code(status);
+    let ct = ("Content-Type", reply.content_type.to_string());
+    for (name, value) in std::iter::once(ct).chain(reply.headers) {
+        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            resp.add_header(h);
+        }
+    }
+    let version = rq.http_version().clone();
+    let (referer, agent) = (header(&rq, "Referer"), header(&rq, "User-Agent"));
+    if let Err(e) = rq.respond(resp) {
+        logs::debug(&format!("response not delivered: {e}"));
+    }
+    logs::access(&access_line(
+        &req,
+        &format!("HTTP/{}.{}", version.0, version.1),
+        status,
+        size,
+        referer.as_deref(),
+        agent.as_deref(),
+        started.elapsed(),
+    ));
+}
+
+/// Auth, then routing, then the body, then the handler: unauthenticated callers learn nothing,
+/// not even which paths exist.
+fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result<Reply, ApiError> {
+    let cfg = &app.ctx.config;
+    req.user = crate::auth::check(cfg.basic_auth.as_ref(), req.header("Authorization"))?;
+    let (route, params) = match app.router.find(&req.method, &req.path) {
+        Match::Found(r, p) => (r, p),
+        Match::WrongMethod(allowed) => {
+            return Err(ApiError::new(405, "Method Not Allowed")
+                .with_details(format!("{} is not allowed on {}", req.method, req.path))
+                .with_header("Allow", allowed.join(", ")))
+        }
+        Match::NotFound => return Err(ApiError::not_found(format!("No such path: {}", req.path))),
+    };
+    req.body = read_body(rq, cfg.max_body)?;
+    (route.handler)(&app.ctx, req, &params)
+}
+
+fn read_body(rq: &mut tiny_http::Request, max: u64) -> Result<Vec<u8>, ApiError> {
+    let too_large =
+        || ApiError::new(413, "Payload Too Large").with_details(format!("max_body is {max} bytes"));
+    if rq.body_length().is_some_and(|n| n as u64 > max) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    rq.as_reader()
+        .take(max + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+    if body.len() as u64 > max {
+        return Err(too_large());
+    }
+    Ok(body)
+}
+
+/// Combined log format, then the duration in seconds and the authenticated client (basic-auth
+/// user and/or certificate subject). Never headers' secrets or bodies.
+fn access_line(
+    req: &Request,
+    version: &str,
+    status: u16,
+    size: usize,
+    referer: Option<&str>,
+    agent: Option<&str>,
+    took: Duration,
+) -> String {
+    let q = |s: Option<&str>| s.map_or("-".to_string(), |s| s.replace('"', "\\\""));
+    let target = match &req.query {
+        Some(q) => format!("{}?{q}", req.path),
+        None => req.path.clone(),
+    };
+    let client = match (&req.user, &req.peer.cert_subject) {
+        (Some(u), Some(s)) => format!("user={u}; cert={s}"),
+        (Some(u), None) => format!("user={u}"),
+        (None, Some(s)) => format!("cert={s}"),
+        (None, None) => "-".into(),
+    };
+    format!(
+        "{} - {} [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" {:.3} \"{}\"",
+        req.peer.addr.ip(),
+        req.user.as_deref().unwrap_or("-"),
+        Utc::now().clf(),
+        req.method,
+        target.replace('"', "%22"),
+        version,
+        status,
+        size,
+        q(referer),
+        q(agent),
+        took.as_secs_f64(),
+        client.replace('"', "\\\""),
+    )
+}
