@@ -1,0 +1,415 @@
+//! Shared test harness: temp dirs, certificates (openssl CLI), a real HAProxy, the real agent
+//! binary, and clients (curl, raw TCP). Every process started here is killed on drop.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_lbagent");
+
+/// A scratch directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "lbagent-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Test PKI made with the openssl CLI: a CA, a server certificate for 127.0.0.1/localhost,
+/// a client certificate, and a client certificate from another CA.
+pub struct Pki {
+    pub dir: TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = TempDir::new("pki");
+        let d = &dir.0;
+        ca(d, "ca", "lbagent test CA");
+        ca(d, "other-ca", "some other CA");
+        leaf(
+            d,
+            "ca",
+            "server",
+            "/CN=localhost",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        );
+        leaf(
+            d,
+            "ca",
+            "client",
+            "/O=lbagent tests/CN=controller-1",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        leaf(
+            d,
+            "other-ca",
+            "stranger",
+            "/CN=stranger",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        // A key that belongs to no certificate here.
+        run(Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+            ])
+            .arg(d.join("lone.key")));
+        Pki { dir }
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        self.dir.path(name).display().to_string()
+    }
+}
+
+fn ca(d: &Path, name: &str, cn: &str) {
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args(["-subj", &format!("/CN={cn}")])
+        .arg("-keyout")
+        .arg(d.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(d.join(format!("{name}.pem"))));
+}
+
+fn leaf(d: &Path, ca: &str, name: &str, subj: &str, ext: &str) {
+    let extfile = d.join(format!("{name}.ext"));
+    std::fs::write(&extfile, ext).unwrap();
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            subj,
+        ])
+        .arg("-keyout")
+        .arg(d.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(d.join(format!("{name}.csr"))));
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-set_serial", "7"])
+        .arg("-in")
+        .arg(d.join(format!("{name}.csr")))
+        .arg("-CA")
+        .arg(d.join(format!("{ca}.pem")))
+        .arg("-CAkey")
+        .arg(d.join(format!("{ca}.key")))
+        .arg("-extfile")
+        .arg(&extfile)
+        .arg("-out")
+        .arg(d.join(format!("{name}.pem"))));
+}
+
+/// A port that was free a moment ago (for HAProxy's own binds and closed-port servers).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A TCP server that accepts and drops connections: an "up" backend for HAProxy's checks.
+pub fn up_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for c in l.incoming() {
+            drop(c);
+        }
+    });
+    port
+}
+
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A real HAProxy in the foreground (-db), with an admin socket in `dir`.
+pub struct Haproxy {
+    child: Child,
+    pub sock: PathBuf,
+}
+
+impl Haproxy {
+    /// `body` is everything after the global section (defaults, frontends, backends).
+    pub fn start(dir: &TempDir, body: &str) -> Haproxy {
+        let sock = dir.path("haproxy.stat");
+        let cfg = format!(
+            "global\n    stats socket {} mode 600 level admin\n\
+defaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n{body}",
+            sock.display()
+        );
+        let path = dir.write("haproxy.cfg", &cfg);
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start haproxy (is it installed?)");
+        let s = sock.clone();
+        wait_for("haproxy's admin socket", Duration::from_secs(10), || {
+            std::os::unix::net::UnixStream::connect(&s).is_ok()
+        });
+        Haproxy { child, sock }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real agent binary with a config written into `dir`.
+pub struct Agent {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    pub access: PathBuf,
+}
+
+impl Agent {
+    /// Starts with `port: 0` and logs in `dir`, plus `extra` config lines; waits until it listens.
+    pub fn start(dir: &TempDir, extra: &str) -> Agent {
+        let log = dir.path("agent.log");
+        let access = dir.path("access.log");
+        let cfg = format!(
+            "port: 0\nlogfile: {}\naccesslog: {}\nstate_dir: {}\ncert_dir: {}\n{extra}",
+            log.display(),
+            access.display(),
+            dir.path("state").display(),
+            dir.path("certs").display()
+        );
+        let path = dir.write("agent.yaml", &cfg);
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut port = 0;
+        let end = Instant::now() + Duration::from_secs(10);
+        while port == 0 {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("agent exited at start-up ({status}): {err}");
+            }
+            assert!(Instant::now() < end, "agent did not start listening");
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(rest) = text.split(" listening on ").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap();
+                port = addr.rsplit(':').next().unwrap().parse().unwrap();
+            } else {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Agent {
+            child,
+            port,
+            log,
+            access,
+        }
+    }
+
+    pub fn url(&self, scheme: &str, path: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        run(Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]));
+    }
+
+    /// The access log once it has `lines` lines (a line is written just after its response).
+    pub fn access_log(&self, lines: usize) -> String {
+        let mut text = String::new();
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            text = std::fs::read_to_string(&self.access).unwrap_or_default();
+            if text.lines().count() >= lines {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        text
+    }
+
+    pub fn app_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Every TCP port the agent listens on (the public one and any internal ones).
+    pub fn listening_ports(&self) -> Vec<u16> {
+        let mut inodes = Vec::new();
+        for fd in std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap() {
+            if let Ok(target) = std::fs::read_link(fd.unwrap().path()) {
+                let t = target.display().to_string();
+                if let Some(i) = t.strip_prefix("socket:[").and_then(|t| t.strip_suffix(']')) {
+                    inodes.push(i.to_string());
+                }
+            }
+        }
+        let mut ports = Vec::new();
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let text = std::fs::read_to_string(table).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
+                    let port = f[1].rsplit(':').next().unwrap();
+                    ports.push(u16::from_str_radix(port, 16).unwrap());
+                }
+            }
+        }
+        ports
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response as curl saw it.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Runs curl with `args`; Err(curl's exit code and message) when no HTTP response came back.
+pub fn curl(args: &[&str]) -> Result<Resp, (i32, String)> {
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "20", "-H", "Expect:"])
+        .args(args)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    Ok(parse_response(&String::from_utf8_lossy(&out.stdout)))
+}
+
+pub fn parse_response(text: &str) -> Resp {
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// Sends raw bytes over plain TCP and reads until the server closes (or `timeout`).
+pub fn raw(port: u16, request: &[u8], timeout: Duration) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,172 @@
+//! HTTPS, client certificates and basic auth, through the real binary and curl.
+
+mod common;
+
+use common::{curl, Agent, Pki, TempDir};
+
+const PATH: &str = "/loadBalancer/nodes/foo";
+
+fn tls_lines(pki: &Pki) -> String {
+    format!(
+        "sslcrt: {}\nsslkey: {}\n",
+        pki.file("server.pem"),
+        pki.file("server.key")
+    )
+}
+
+#[test]
+fn https_with_the_server_certificate() {
+    let pki = Pki::new();
+    let dir = TempDir::new("tls");
+    let agent = Agent::start(&dir, &tls_lines(&pki));
+    let ca = pki.file("ca.pem");
+    // A known path with a bad status word: the request got through TLS and routing.
+    let r = curl(&["--cacert", &ca, &agent.url("https", PATH)]).unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    // Verified against the wrong CA: curl refuses the server.
+    assert!(curl(&[
+        "--cacert",
+        &pki.file("other-ca.pem"),
+        &agent.url("https", PATH)
+    ])
+    .is_err());
+    // TLS 1.1 is refused; 1.2 and 1.3 work.
+    assert!(curl(&[
+        "--cacert",
+        &ca,
+        "--tls-max",
+        "1.1",
+        &agent.url("https", PATH)
+    ])
+    .is_err());
+    for v in ["1.2", "1.3"] {
+        let r = curl(&["--cacert", &ca, "--tls-max", v, &agent.url("https", PATH)]).unwrap();
+        assert_eq!(r.status, 400, "TLS {v}");
+    }
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    assert!(curl(&[&agent.url("http", PATH)]).map_or(true, |r| r.status == 0));
+}
+
+#[test]
+fn one_file_may_hold_key_and_chain() {
+    let pki = Pki::new();
+    let dir = TempDir::new("tls");
+    let key = std::fs::read_to_string(pki.file("server.key")).unwrap();
+    let cert = std::fs::read_to_string(pki.file("server.pem")).unwrap();
+    let ca = std::fs::read_to_string(pki.file("ca.pem")).unwrap();
+    let both = dir.write("bundle.pem", &format!("{key}{cert}{ca}"));
+    let agent = Agent::start(&dir, &format!("sslcrt: {0}\nsslkey: {0}\n", both.display()));
+    let r = curl(&["--cacert", &pki.file("ca.pem"), &agent.url("https", PATH)]).unwrap();
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn client_certificates_are_required_and_verified() {
+    let pki = Pki::new();
+    let dir = TempDir::new("tls");
+    let agent = Agent::start(
+        &dir,
+        &format!("{}client_ca: {}\n", tls_lines(&pki), pki.file("ca.pem")),
+    );
+    let ca = pki.file("ca.pem");
+    let url = agent.url("https", PATH);
+    // No client certificate: the handshake is refused.
+    assert!(curl(&["--cacert", &ca, &url]).is_err());
+    // A certificate from another CA: refused.
+    let (sc, sk) = (pki.file("stranger.pem"), pki.file("stranger.key"));
+    assert!(curl(&["--cacert", &ca, "--cert", &sc, "--key", &sk, &url]).is_err());
+    // A good one: served, and its subject is in the access log.
+    let (cc, ck) = (pki.file("client.pem"), pki.file("client.key"));
+    let r = curl(&["--cacert", &ca, "--cert", &cc, "--key", &ck, &url]).unwrap();
+    assert_eq!(r.status, 400);
+    let log = agent.access_log(1);
+    assert!(
+        log.contains("cert=O=lbagent tests, CN=controller-1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("\"GET /loadBalancer/nodes/foo HTTP/1.1\" 400"),
+        "{log}"
+    );
+    assert!(
+        log.starts_with("127.0.0.1 "),
+        "real peer address first: {log}"
+    );
+    // Only the good request reached the HTTP layer.
+    assert_eq!(log.lines().count(), 1, "{log}");
+}
+
+#[test]
+fn basic_auth() {
+    let pki = Pki::new();
+    let dir = TempDir::new("tls");
+    let agent = Agent::start(
+        &dir,
+        &format!("{}user: yourUser\npassword: 'yourPass'\n", tls_lines(&pki)),
+    );
+    let ca = pki.file("ca.pem");
+    let url = agent.url("https", PATH);
+    for creds in [
+        None,
+        Some("wrong:yourPass"),
+        Some("yourUser:wrong"),
+        Some("yourUser:"),
+    ] {
+        let mut args = vec!["--cacert", ca.as_str(), url.as_str()];
+        if let Some(c) = creds {
+            args.extend(["-u", c]);
+        }
+        let r = curl(&args).unwrap();
+        assert_eq!(r.status, 401, "{creds:?}");
+        assert_eq!(
+            r.header("WWW-Authenticate"),
+            Some("Basic realm=\"lbagent\"")
+        );
+        assert_eq!(r.json()["code"], 401);
+    }
+    // Unknown paths are 401 too, not 404: nothing is learned without credentials.
+    let r = curl(&["--cacert", &ca, &agent.url("https", "/nope")]).unwrap();
+    assert_eq!(r.status, 401);
+    let r = curl(&["--cacert", &ca, "-u", "yourUser:yourPass", &url]).unwrap();
+    assert_eq!(r.status, 400);
+    let log = agent.access_log(6);
+    assert!(
+        log.lines().last().unwrap().contains("\"user=yourUser\""),
+        "{log}"
+    );
+    assert!(
+        !log.contains("yourPass"),
+        "the access log must not hold credentials"
+    );
+}
+
+#[test]
+fn basic_auth_and_client_certificates_together_need_both() {
+    let pki = Pki::new();
+    let dir = TempDir::new("tls");
+    let agent = Agent::start(
+        &dir,
+        &format!(
+            "{}client_ca: {}\nuser: u\npassword: p\n",
+            tls_lines(&pki),
+            pki.file("ca.pem")
+        ),
+    );
+    let ca = pki.file("ca.pem");
+    let url = agent.url("https", PATH);
+    let (cc, ck) = (pki.file("client.pem"), pki.file("client.key"));
+    assert!(curl(&["--cacert", &ca, "-u", "u:p", &url]).is_err());
+    let r = curl(&["--cacert", &ca, "--cert", &cc, "--key", &ck, &url]).unwrap();
+    assert_eq!(r.status, 401);
+    let r = curl(&[
+        "--cacert", &ca, "--cert", &cc, "--key", &ck, "-u", "u:p", &url,
+    ])
+    .unwrap();
+    assert_eq!(r.status, 400);
+    let log = agent.access_log(2);
+    assert!(
+        log.contains("\"user=u; cert=O=lbagent tests, CN=controller-1\""),
+        "{log}"
+    );
+}
