@@ -70,7 +70,8 @@ struct Shared {
 }
 
 pub struct Front {
-    listener: TcpListener,
+    /// Dropped when the accept loop ends, so a stopping agent refuses new connections at once.
+    listener: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -93,7 +94,7 @@ impl Front {
     ) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
         Ok(Front {
-            listener,
+            listener: Some(listener),
             shared: Arc::new(Shared {
                 tls,
                 internal,
@@ -108,12 +109,15 @@ impl Front {
 
     /// Accepts until `stop()` says so; `tick` runs between accepts (signal handling).
     /// Accept errors are logged and retried, never fatal.
-    pub fn run(&self, mut stop: impl FnMut() -> bool) {
+    pub fn run(&mut self, mut stop: impl FnMut() -> bool) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
         while !stop() {
-            if !poll_one(self.listener.as_raw_fd(), libc::POLLIN, TICK) {
+            if !poll_one(listener.as_raw_fd(), libc::POLLIN, TICK) {
                 continue;
             }
-            match self.listener.accept() {
+            match listener.accept() {
                 Ok((stream, addr)) => self.dispatch(stream, addr),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => {

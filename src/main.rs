@@ -177,7 +177,7 @@ fn serve(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode
         max_body: cfg.max_body,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let front = front::Front::new(public, tls, internal.addr, peers, limits)
+    let mut front = front::Front::new(public, tls, internal.addr, peers, limits)
         .map_err(|e| format!("listener setup: {e}"))?;
     logs::info(&format!(
         "lbagent {} listening on {scheme}://{local} (pid {})",

@@ -1,0 +1,201 @@
+//! The front's promises: errors, limits, deadlines, the connection cap, the internal listener,
+//! signals. Plain HTTP on loopback, real binary.
+
+mod common;
+
+use common::{curl, parse_response, raw, Agent, TempDir};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const SOME_PATH: &str = "/loadBalancer/nodes/bogus";
+
+fn agent(dir: &TempDir, extra: &str) -> Agent {
+    Agent::start(
+        dir,
+        &format!(
+            "socat: {}\nfe: ['be']\n{extra}",
+            dir.path("none.stat").display()
+        ),
+    )
+}
+
+fn connect(agent: &Agent) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s
+}
+
+fn read_all(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn unknown_paths_and_methods() {
+    let dir = TempDir::new("rob");
+    let agent = agent(&dir, "");
+    let r = curl(&[&agent.url("http", "/no/such/thing")]).unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["code"], 404);
+    let r = curl(&["-X", "DELETE", &agent.url("http", "/loadBalancer/status")]).unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow"), Some("GET"));
+    assert_eq!(r.json()["message"], "Method Not Allowed");
+    let r = curl(&[&agent.url("http", "/loadBalancer/poolManager/fe/disable/1")]).unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow"), Some("POST"));
+}
+
+#[test]
+fn bodies_over_max_body_get_413() {
+    let dir = TempDir::new("rob");
+    let agent = agent(&dir, "max_body: 1024\n");
+    let big = "x".repeat(5000);
+    let url = agent.url("http", "/loadBalancer/poolManager/fe/disable/1");
+    let r = curl(&["--data-binary", &big, &url]).unwrap();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["code"], 413);
+    // Chunked, with no length announced.
+    let r = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &big,
+        &url,
+    ])
+    .unwrap();
+    assert_eq!(r.status, 413);
+    // At the limit is fine (the request goes on to the handler: 503, no HAProxy here).
+    let r = curl(&["--data-binary", &"x".repeat(1024), &url]).unwrap();
+    assert_eq!(r.status, 503);
+    // A huge head is refused too.
+    let huge = format!("X-Big: {}", "h".repeat(64 * 1024));
+    let r = curl(&["-H", &huge, &url]).unwrap();
+    assert_eq!(r.status, 431);
+}
+
+#[test]
+fn a_stalled_client_is_cut_off_while_others_are_served() {
+    let dir = TempDir::new("rob");
+    let agent = agent(&dir, "request_timeout: 2\n");
+    let mut slow = connect(&agent);
+    let started = Instant::now();
+    slow.write_all(b"GET /loadBalancer/nodes/up HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // Others are served meanwhile.
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(curl(&[&agent.url("http", SOME_PATH)]).unwrap().status, 400);
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+    let answer = read_all(&mut slow);
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        took >= Duration::from_millis(1900),
+        "cut off too early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(8), "cut off too late: {took:?}");
+    // An idle keep-alive connection is closed after the timeout too.
+    let mut idle = connect(&agent);
+    let t = Instant::now();
+    assert_eq!(read_all(&mut idle), "");
+    assert!(t.elapsed() < Duration::from_secs(8));
+}
+
+#[test]
+fn connections_over_the_cap_get_503_instead_of_hanging() {
+    let dir = TempDir::new("rob");
+    let agent = agent(&dir, "max_connections: 2\n");
+    let held: Vec<TcpStream> = (0..2).map(|_| connect(&agent)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let answer = raw(
+        agent.port,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_eq!(parse_response(&answer).status, 503);
+    drop(held);
+    common::wait_for("a free slot", Duration::from_secs(5), || {
+        curl(&[&agent.url("http", SOME_PATH)]).is_ok_and(|r| r.status == 400)
+    });
+}
+
+#[test]
+fn the_internal_listener_serves_nobody_directly() {
+    let dir = TempDir::new("rob");
+    let agent = agent(&dir, "");
+    let internal: Vec<u16> = agent
+        .listening_ports()
+        .into_iter()
+        .filter(|p| *p != agent.port)
+        .collect();
+    assert!(
+        !internal.is_empty(),
+        "expected an internal hand-off listener"
+    );
+    for port in internal {
+        let answer = raw(
+            port,
+            format!("GET {SOME_PATH} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            Duration::from_secs(2),
+        );
+        assert_eq!(answer, "", "port {port} answered a direct connection");
+    }
+    // Through the front, the same request is served.
+    assert_eq!(curl(&[&agent.url("http", SOME_PATH)]).unwrap().status, 400);
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let dir = TempDir::new("rob");
+    let mut agent = agent(&dir, "");
+    let mut s = connect(&agent);
+    s.write_all(format!("GET {SOME_PATH} HTTP/1.1\r\nHost: x\r\n").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    agent.signal("TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    // New connections are no longer taken.
+    assert!(TcpStream::connect(("127.0.0.1", agent.port)).is_err());
+    s.write_all(b"Connection: close\r\n\r\n").unwrap();
+    let answer = read_all(&mut s);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    let status = agent.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(agent.app_log().contains("stopped"));
+}
+
+#[test]
+fn sighup_reopens_the_logs() {
+    let dir = TempDir::new("rob");
+    let agent = agent(&dir, "");
+    curl(&[&agent.url("http", SOME_PATH)]).unwrap();
+    agent.access_log(1);
+    let rotated = dir.path("access.log.1");
+    std::fs::rename(&agent.access, &rotated).unwrap();
+    agent.signal("HUP");
+    common::wait_for("the log to be reopened", Duration::from_secs(5), || {
+        agent.app_log().contains("log files reopened")
+    });
+    curl(&[&agent.url("http", "/again")]).unwrap();
+    let fresh = agent.access_log(1);
+    assert!(fresh.contains("/again"), "{fresh}");
+    assert!(!std::fs::read_to_string(rotated).unwrap().contains("/again"));
+}
+
+#[test]
+fn pipelined_and_keep_alive_requests_are_all_answered() {
+    let dir = TempDir::new("rob");
+    let agent = agent(&dir, "");
+    let one = format!("GET {SOME_PATH} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let req = format!("{one}{one}GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let answer = raw(agent.port, req.as_bytes(), Duration::from_secs(5));
+    assert_eq!(answer.matches("HTTP/1.1 400").count(), 2, "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 404").count(), 1, "{answer}");
+}
