@@ -170,3 +170,39 @@ fn basic_auth_and_client_certificates_together_need_both() {
         "{log}"
     );
 }
+
+#[test]
+fn over_the_cap_tls_clients_get_a_readable_503() {
+    let pki = Pki::new();
+    let dir = TempDir::new("tls");
+    let agent = Agent::start(&dir, &format!("{}max_connections: 1\n", tls_lines(&pki)));
+    let held = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let r = curl(&["--cacert", &pki.file("ca.pem"), &agent.url("https", PATH)]).unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["code"], 503);
+    drop(held);
+}
+
+#[test]
+fn a_handshake_that_never_comes_is_cut_off() {
+    let pki = Pki::new();
+    let dir = TempDir::new("tls");
+    let agent = Agent::start(&dir, &format!("{}request_timeout: 1\n", tls_lines(&pki)));
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut silent, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "expected the agent to close the connection");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    // Meanwhile and afterwards, others are served.
+    let r = curl(&["--cacert", &pki.file("ca.pem"), &agent.url("https", PATH)]).unwrap();
+    assert_eq!(r.status, 400);
+}
