@@ -2,17 +2,21 @@
 
 mod api;
 mod auth;
+mod certs;
 mod config;
 mod error;
 mod framing;
 mod front;
 mod hapi;
 mod haproxy;
+mod listeners;
 mod logs;
 mod names;
+mod process;
 mod router;
 mod server;
 mod signals;
+mod store;
 mod timefmt;
 mod tls;
 
@@ -162,6 +166,7 @@ fn serve(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode
         ctx: api::Ctx {
             config: cfg.clone(),
             main_haproxy: haproxy::Runtime::new(&cfg.socat, SOCKET_TIMEOUT),
+            listeners: listeners::Listeners::new(&cfg.state_dir, &cfg.cert_dir, &cfg.haproxy),
         },
         router: router::Router::new(api::routes(&cfg.apis)),
         peers: peers.clone(),

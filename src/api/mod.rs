@@ -1,6 +1,7 @@
 //! What handlers see: the request, the reply, the shared context; and the route tables of each
 //! API family, one file per family.
 
+pub mod amphora;
 pub mod hapi;
 
 use std::net::SocketAddr;
@@ -76,6 +77,7 @@ pub struct Ctx {
     pub config: Arc<Config>,
     /// The main HAProxy's admin socket (HApi's `socat`).
     pub main_haproxy: crate::haproxy::Runtime,
+    pub listeners: crate::listeners::Listeners,
 }
 
 /// The routes of every enabled API family.
@@ -84,8 +86,9 @@ pub fn routes(apis: &[Api]) -> Vec<Route> {
     for api in apis {
         match api {
             Api::Hapi => all.extend(hapi::routes()),
+            Api::Amphora => all.extend(amphora::routes()),
             // Served by later work; until then their paths are unknown (404).
-            Api::Amphora | Api::Appliance | Api::Devices => {}
+            Api::Appliance | Api::Devices => {}
         }
     }
     all

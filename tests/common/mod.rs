@@ -372,7 +372,15 @@ impl Resp {
 /// Runs curl with `args`; Err(curl's exit code and message) when no HTTP response came back.
 pub fn curl(args: &[&str]) -> Result<Resp, (i32, String)> {
     let out = Command::new("curl")
-        .args(["-sS", "-i", "--max-time", "20", "-H", "Expect:"])
+        .args([
+            "-sS",
+            "-i",
+            "--path-as-is",
+            "--max-time",
+            "20",
+            "-H",
+            "Expect:",
+        ])
         .args(args)
         .output()
         .unwrap();

@@ -1,0 +1,168 @@
+//! Octavia amphora API v0.1 routes (spec/amphora-api-v0.1.rst), `/v0.1/...`. Status codes and
+//! message texts are the spec's.
+
+use serde_json::json;
+
+use crate::api::{Ctx, Reply, Request};
+use crate::certs::{self, CertError};
+use crate::error::ApiError;
+use crate::listeners::ListenerError;
+use crate::names::{CertName, ListenerId};
+use crate::router::{Params, Route};
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        // Before the upload route: both have five segments.
+        Route {
+            method: "PUT",
+            pattern: "/v0.1/listeners/{listener}/certificates/{filename}",
+            handler: put_certificate,
+        },
+        Route {
+            method: "GET",
+            pattern: "/v0.1/listeners/{listener}/certificates/{filename}",
+            handler: get_certificate,
+        },
+        Route {
+            method: "DELETE",
+            pattern: "/v0.1/listeners/{listener}/certificates/{filename}",
+            handler: delete_certificate,
+        },
+        Route {
+            method: "PUT",
+            pattern: "/v0.1/listeners/{amphora_id}/{listener}/haproxy",
+            handler: upload_config,
+        },
+        Route {
+            method: "GET",
+            pattern: "/v0.1/listeners/{listener}/haproxy",
+            handler: get_config,
+        },
+        Route {
+            method: "DELETE",
+            pattern: "/v0.1/listeners/{listener}",
+            handler: delete_listener,
+        },
+    ]
+}
+
+fn ok(status: u16) -> Reply {
+    Reply::json(status, &json!({ "message": "OK" }))
+}
+
+fn invalid(details: impl Into<String>) -> ApiError {
+    ApiError::new(400, "Invalid request").with_details(details)
+}
+
+fn listener_not_found(id: &str) -> ApiError {
+    ApiError::new(404, "Listener Not Found").with_details(format!("No listener with UUID: {id}"))
+}
+
+fn internal(e: std::io::Error) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// The listener id from the path; must name an existing listener unless `may_be_new`.
+fn listener(ctx: &Ctx, p: &Params, may_be_new: bool) -> Result<ListenerId, ApiError> {
+    let raw = p.get("listener");
+    let id = ListenerId::parse(raw).map_err(|_| invalid(format!("Invalid listener id: {raw}")))?;
+    if !may_be_new && !ctx.listeners.exists(&id) {
+        return Err(listener_not_found(raw));
+    }
+    Ok(id)
+}
+
+fn cert_name(p: &Params) -> Result<CertName, ApiError> {
+    let raw = p.get("filename");
+    CertName::parse(raw).map_err(|_| {
+        invalid(format!(
+            "Invalid certificate file name: {raw:?} (letters, digits, '_', '.', '-', ending in .pem)"
+        ))
+    })
+}
+
+impl From<ListenerError> for ApiError {
+    fn from(e: ListenerError) -> Self {
+        match e {
+            ListenerError::NotFound => ApiError::new(404, "Listener Not Found"),
+            ListenerError::Invalid(out) => invalid(out),
+            ListenerError::Unavailable(why) => {
+                ApiError::new(503, "HAProxy unavailable").with_details(why)
+            }
+            ListenerError::Io(e) => internal(e),
+        }
+    }
+}
+
+fn upload_config(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let id = listener(ctx, p, true)?;
+    ctx.listeners.upload(&id, &req.body)?;
+    Ok(Reply::json(
+        201,
+        &json!({ "message": "OK", "details": "Configuration file is valid" }),
+    ))
+}
+
+fn get_config(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let id = listener(ctx, p, true)?;
+    match ctx.listeners.config(&id) {
+        Ok(bytes) => Ok(Reply {
+            status: 200,
+            content_type: "text/plain; charset=utf-8",
+            body: bytes,
+            headers: Vec::new(),
+        }),
+        Err(ListenerError::NotFound) => Err(listener_not_found(id.as_str())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn delete_listener(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let id = listener(ctx, p, true)?;
+    match ctx.listeners.delete(&id) {
+        Ok(()) => Ok(ok(200)),
+        Err(ListenerError::NotFound) => Err(listener_not_found(id.as_str())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn put_certificate(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let name = cert_name(p)?;
+    let id = listener(ctx, p, false)?;
+    certs::validate(&req.body).map_err(|e| {
+        let err = ApiError::new(400, e.message());
+        match e {
+            CertError::NoKey(Some(why)) => err.with_details(why),
+            _ => err,
+        }
+    })?;
+    ctx.listeners
+        .certs
+        .put(&id, &name, &req.body)
+        .map_err(internal)?;
+    Ok(ok(201))
+}
+
+fn cert_not_found(name: &CertName) -> ApiError {
+    ApiError::new(404, "Certificate Not Found")
+        .with_details(format!("No certificate with file name: {name}"))
+}
+
+fn get_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let name = cert_name(p)?;
+    let id = listener(ctx, p, false)?;
+    match ctx.listeners.certs.md5(&id, &name).map_err(internal)? {
+        Some(sum) => Ok(Reply::json(200, &json!({ "md5sum": sum }))),
+        None => Err(cert_not_found(&name)),
+    }
+}
+
+fn delete_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let name = cert_name(p)?;
+    let id = listener(ctx, p, false)?;
+    if ctx.listeners.certs.delete(&id, &name).map_err(internal)? {
+        Ok(ok(200))
+    } else {
+        Err(cert_not_found(&name))
+    }
+}

@@ -1,0 +1,110 @@
+//! Runs programs by argument vector (never a shell), with a timeout, capturing their output.
+
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub success: bool,
+    /// stderr, then stdout, as text.
+    pub text: String,
+}
+
+/// Runs `program args...` and waits at most `timeout`; a program still running then is killed
+/// and the call fails with `TimedOut`.
+pub fn run<S: AsRef<OsStr>>(program: &OsStr, args: &[S], timeout: Duration) -> io::Result<Output> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let readers = [
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|mut r| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            // Bounded: a runaway program cannot fill the agent's memory.
+            let _ = r.by_ref().take(1 << 20).read_to_end(&mut buf);
+            buf
+        })
+    })
+    .collect::<Vec<_>>();
+    let end = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{} did not finish within {timeout:?}",
+                    program.to_string_lossy()
+                ),
+            ));
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let mut text = String::new();
+    for r in readers {
+        let bytes = r.join().unwrap_or_default();
+        text.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    Ok(Output {
+        success: status.success(),
+        text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_output_and_status() {
+        let out = run(
+            OsStr::new("ls"),
+            &["/nonexistent-lbagent"],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(!out.success);
+        assert!(out.text.contains("nonexistent-lbagent"));
+        let out = run(OsStr::new("true"), &[] as &[&str], Duration::from_secs(5)).unwrap();
+        assert!(out.success);
+    }
+
+    #[test]
+    fn times_out_and_kills() {
+        let t = Instant::now();
+        let e = run(OsStr::new("sleep"), &["5"], Duration::from_millis(200)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn missing_program_is_an_error() {
+        assert!(run(
+            OsStr::new("/nonexistent/prog"),
+            &[] as &[&str],
+            Duration::from_secs(1)
+        )
+        .is_err());
+    }
+}
