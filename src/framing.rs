@@ -84,22 +84,28 @@ impl Framer {
                 State::Head => {
                     let b = input[0];
                     input = &input[1..];
+                    // tiny_http only knows CRLF line ends; a bare LF would make the two disagree
+                    // on where the head ends.
+                    if b == b'\n' && self.head.last() != Some(&b'\r') {
+                        return Err(Reject::BadFraming);
+                    }
                     self.head.push(b);
                     if self.head.len() > self.max_head {
                         return Err(Reject::HeadTooLarge);
                     }
-                    if b == b'\n'
-                        && (self.head.ends_with(b"\r\n\r\n") || self.head.ends_with(b"\n\n"))
-                    {
+                    if b == b'\n' && self.head.ends_with(b"\r\n\r\n") {
                         let body = body_kind(&self.head)?;
+                        // Check before forwarding: a refused head must never reach tiny_http.
+                        if let BodyKind::Length(n) = body {
+                            if n > self.max_body {
+                                return Err(Reject::BodyTooLarge);
+                            }
+                        }
                         out.extend_from_slice(&self.head);
                         self.head.clear();
                         self.body_seen = 0;
                         match body {
                             BodyKind::None => self.finish(),
-                            BodyKind::Length(n) if n > self.max_body => {
-                                return Err(Reject::BodyTooLarge)
-                            }
                             BodyKind::Length(n) => self.state = State::Body(n),
                             BodyKind::Chunked => self.state = State::ChunkSize(Vec::new()),
                         }
@@ -121,6 +127,9 @@ impl Framer {
                 State::ChunkSize(line) | State::ChunkEnd(line) | State::Trailer(line) => {
                     let b = input[0];
                     input = &input[1..];
+                    if b == b'\n' && line.last() != Some(&b'\r') {
+                        return Err(Reject::BadFraming);
+                    }
                     out.push(b);
                     line.push(b);
                     if line.len() > MAX_LINE {
@@ -156,6 +165,8 @@ impl Framer {
             State::ChunkEnd(_) if line.is_empty() => self.state = State::ChunkSize(Vec::new()),
             State::ChunkEnd(_) => return Err(Reject::BadFraming),
             State::Trailer(_) if line.is_empty() => self.finish(),
+            // tiny_http's chunked decoder takes no trailers: it would read them as a new request.
+            State::Trailer(_) => return Err(Reject::BadFraming),
             _ => {}
         }
         Ok(())
@@ -168,8 +179,15 @@ impl Framer {
 }
 
 fn trim_eol(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
+    line.strip_suffix(b"\r\n").unwrap_or(line)
+}
+
+/// RFC 9110 token characters (header names).
+fn is_token(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(c))
 }
 
 enum BodyKind {
@@ -183,25 +201,42 @@ enum BodyKind {
 fn body_kind(head: &[u8]) -> Result<BodyKind, Reject> {
     let mut length: Option<u64> = None;
     let mut chunked = false;
-    let mut lines = head.split(|&b| b == b'\n').map(trim_eol);
+    let mut lines = head.split_inclusive(|&b| b == b'\n').map(trim_eol);
     let request_line = lines.next().unwrap_or(b"");
-    if request_line.is_empty() || !request_line.contains(&b' ') {
+    if request_line.is_empty() || !request_line.contains(&b' ') || request_line.contains(&b'\r') {
         return Err(Reject::BadFraming);
     }
     for line in lines.filter(|l| !l.is_empty()) {
+        // A lone CR, or a folded (indented) line that tiny_http would read differently.
+        if line.contains(&b'\r') {
+            return Err(Reject::BadFraming);
+        }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return Err(Reject::BadFraming);
         };
         let name = &line[..colon];
+        if !is_token(name) {
+            return Err(Reject::BadFraming);
+        }
         let value = std::str::from_utf8(&line[colon + 1..])
             .map_err(|_| Reject::BadFraming)?
             .trim();
         if name.eq_ignore_ascii_case(b"content-length") {
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Reject::BadFraming);
+            }
             let n: u64 = value.parse().map_err(|_| Reject::BadFraming)?;
             if length.is_some_and(|l| l != n) {
                 return Err(Reject::BadFraming);
             }
             length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"upgrade")
+            || (name.eq_ignore_ascii_case(b"connection")
+                && value.to_ascii_lowercase().contains("upgrade"))
+        {
+            // tiny_http hands an upgraded stream to the handler as an endless body; no API
+            // here upgrades.
+            return Err(Reject::BadFraming);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             if chunked || !value.eq_ignore_ascii_case("chunked") {
                 return Err(Reject::BadFraming);
@@ -254,6 +289,18 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_head_is_never_forwarded() {
+        let mut f = Framer::new(1024, 100);
+        let mut out = Vec::new();
+        let r = f.feed(
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999\r\n\r\n",
+            &mut out,
+        );
+        assert_eq!(r, Err(Reject::BodyTooLarge));
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn limits() {
         let mut f = Framer::new(32, 100);
         assert_eq!(
@@ -279,7 +326,8 @@ mod tests {
     #[test]
     fn chunked() {
         let mut f = Framer::new(1024, 100);
-        let req = b"PUT / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n";
+        let req =
+            b"PUT / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\n\r\n";
         assert_eq!(run(&mut f, req).unwrap(), req);
         assert_eq!(f.completed(), 1);
         assert!(!f.in_request());
@@ -300,10 +348,25 @@ mod tests {
             b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
             b"PUT / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
             b"PUT / HTTP/1.1\r\nNoColon\r\n\r\n",
             b"GARBAGE\r\n\r\n",
             b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n",
+            // Trailers: tiny_http's decoder would read them as a new request.
+            b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n",
+            // Folded and indented header lines.
+            b"PUT / HTTP/1.1\r\nHost: a\r\n Content-Length: 99999\r\n\r\n",
+            b"PUT / HTTP/1.1\r\n\tTransfer-Encoding: chunked\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            // Bare LF and lone CR.
+            b"GET / HTTP/1.1\r\nX: a\n\n",
+            b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\na\r\n",
+            // Upgrades.
+            b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: keep-alive, upgrade\r\n\r\n",
         ] {
             let mut f = Framer::new(1024, 100);
             assert_eq!(

@@ -290,20 +290,37 @@ fn flush_tls(conn: &mut ServerConnection, s: &mut TcpStream) -> io::Result<()> {
     Ok(())
 }
 
+/// Drives the handshake by hand so the deadline covers all of it: `complete_io` would give each
+/// read the full timeout, and a client dripping a byte at a time could hold a slot forever.
 fn handshake(cfg: &Arc<ServerConfig>, mut s: TcpStream, deadline: Instant) -> io::Result<Client> {
     let mut conn = ServerConnection::new(cfg.clone()).map_err(io::Error::other)?;
+    s.set_write_timeout(Some(
+        deadline.saturating_duration_since(Instant::now()).max(TICK),
+    ))?;
     while conn.is_handshaking() {
+        flush_tls(&mut conn, &mut s)?;
+        if !conn.is_handshaking() {
+            break;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || !poll_one(s.as_raw_fd(), libc::POLLIN, left) {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "TLS handshake timed out",
             ));
         }
-        s.set_read_timeout(Some(left))?;
-        s.set_write_timeout(Some(left))?;
-        conn.complete_io(&mut s)?;
+        if conn.read_tls(&mut s)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed during handshake",
+            ));
+        }
+        if let Err(e) = conn.process_new_packets() {
+            let _ = conn.write_tls(&mut s);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
     }
+    flush_tls(&mut conn, &mut s)?;
     Ok(Client::Tls(Box::new(conn), s))
 }
 
@@ -379,6 +396,7 @@ fn pump(shared: &Shared, client: &mut Client, internal: &mut TcpStream) -> io::R
     let mut owed_since: Option<Instant> = None;
     let mut last_activity = Instant::now();
     let mut client_done = false;
+    let mut internal_closing = false;
     let mut from_client = Vec::new();
     let mut to_internal = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -392,11 +410,13 @@ fn pump(shared: &Shared, client: &mut Client, internal: &mut TcpStream) -> io::R
             (None, Some(t)) => t + MAX_HANDLER,
             (None, None) => last_activity + timeout,
         };
-        if shared.stopping.load(Ordering::SeqCst)
-            && request_started.is_none()
-            && owed_since.is_none()
+        if shared.stopping.load(Ordering::SeqCst) && request_started.is_none() && !internal_closing
         {
-            return Ok(());
+            // No new requests: tiny_http finishes what it has, then closes its side, and the
+            // relay below delivers the rest before ending.
+            internal_closing = true;
+            client_done = true;
+            let _ = internal.shutdown(Shutdown::Write);
         }
         if now >= deadline {
             if request_started.is_some() && owed_since.is_none() {

@@ -58,7 +58,14 @@ impl Internal {
                     .spawn(move || {
                         while !stop.load(Ordering::SeqCst) {
                             match http.recv_timeout(Duration::from_millis(250)) {
-                                Ok(Some(rq)) => handle(&app, rq),
+                                Ok(Some(rq)) => {
+                                    // The whole request, response and drop included: a panic
+                                    // costs one request, never a worker.
+                                    if catch_unwind(AssertUnwindSafe(|| handle(&app, rq))).is_err()
+                                    {
+                                        logs::error("a request panicked outside its handler");
+                                    }
+                                }
                                 Ok(None) => {}
                                 Err(e) => {
                                     logs::error(&format!("internal HTTP server failed: {e}"));

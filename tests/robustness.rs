@@ -199,3 +199,45 @@ fn pipelined_and_keep_alive_requests_are_all_answered() {
     assert_eq!(answer.matches("HTTP/1.1 400").count(), 2, "{answer}");
     assert_eq!(answer.matches("HTTP/1.1 404").count(), 1, "{answer}");
 }
+
+#[test]
+fn hostile_heads_are_refused_and_the_agent_lives_on() {
+    let dir = TempDir::new("rob");
+    let agent = agent(&dir, "");
+    for (what, head, status) in [
+        (
+            "huge Content-Length",
+            &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999\r\n\r\n"[..],
+            "413",
+        ),
+        (
+            "length past u64",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            "400",
+        ),
+        (
+            "folded Content-Length",
+            b"POST / HTTP/1.1\r\nHost: x\r\n Content-Length: 99999999999999999\r\n\r\n",
+            "400",
+        ),
+        ("bare LF", b"GET / HTTP/1.1\r\nHost: x\n\n", "400"),
+        (
+            "chunked trailer",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n\r\n",
+            "400",
+        ),
+        (
+            "upgrade",
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+            "400",
+        ),
+    ] {
+        let answer = raw(agent.port, head, Duration::from_secs(5));
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{what}: {answer:?}"
+        );
+        let r = curl(&[&agent.url("http", SOME_PATH)]).unwrap();
+        assert_eq!(r.status, 400, "after {what}, the agent must still serve");
+    }
+}

@@ -206,3 +206,30 @@ fn a_handshake_that_never_comes_is_cut_off() {
     let r = curl(&["--cacert", &pki.file("ca.pem"), &agent.url("https", PATH)]).unwrap();
     assert_eq!(r.status, 400);
 }
+
+#[test]
+fn a_dripping_handshake_is_cut_off_at_the_deadline() {
+    let pki = Pki::new();
+    let dir = TempDir::new("tls");
+    let agent = Agent::start(&dir, &format!("{}request_timeout: 1\n", tls_lines(&pki)));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    // The start of a ClientHello record, one byte at a time, each within the timeout.
+    let hello = [
+        0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let t = std::time::Instant::now();
+    let mut cut = false;
+    for b in hello.iter().cycle().take(40) {
+        if std::io::Write::write_all(&mut s, &[*b]).is_err() {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(cut, "the connection outlived the handshake deadline");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+}
