@@ -22,7 +22,7 @@ use crate::logs;
 /// Largest request head the front accepts.
 const MAX_HEAD: usize = 32 * 1024;
 /// How long the front waits for a handler's answer before giving up on it.
-const MAX_HANDLER: Duration = Duration::from_secs(600);
+const MAX_HANDLER: Duration = Duration::from_secs(300);
 /// How often blocked loops look at the stop flag.
 const TICK: Duration = Duration::from_millis(250);
 /// Connections over the cap that still get a polite 503; the rest are just closed.
@@ -394,6 +394,9 @@ fn pump(shared: &Shared, client: &mut Client, internal: &mut TcpStream) -> io::R
     let mut request_started: Option<Instant> = None;
     // Set while a received request has had no answer yet.
     let mut owed_since: Option<Instant> = None;
+    // Set when the answer to the request being received started early (e.g. a 401 or 413
+    // before the body was read): nothing more is owed when that request ends.
+    let mut answered_early = false;
     let mut last_activity = Instant::now();
     let mut client_done = false;
     let mut internal_closing = false;
@@ -456,6 +459,7 @@ fn pump(shared: &Shared, client: &mut Client, internal: &mut TcpStream) -> io::R
             }
             client.write_all(&buf[..n])?;
             owed_since = None;
+            answered_early = request_started.is_some();
             last_activity = Instant::now();
         }
         if fds[1].revents != 0 || buffered {
@@ -471,7 +475,10 @@ fn pump(shared: &Shared, client: &mut Client, internal: &mut TcpStream) -> io::R
             let now = Instant::now();
             last_activity = now;
             if framer.completed() > before {
-                owed_since = Some(now);
+                if !answered_early {
+                    owed_since = Some(now);
+                }
+                answered_early = false;
             }
             request_started = match (framer.in_request(), request_started) {
                 (true, None) => Some(now),

@@ -241,3 +241,21 @@ fn hostile_heads_are_refused_and_the_agent_lives_on() {
         assert_eq!(r.status, 400, "after {what}, the agent must still serve");
     }
 }
+
+#[test]
+fn an_early_answer_does_not_hold_the_connection_open() {
+    let dir = TempDir::new("rob");
+    let agent = agent(&dir, "request_timeout: 2\nuser: u\npassword: p\n");
+    let mut s = connect(&agent);
+    s.write_all(b"POST /loadBalancer/poolManager/fe/disable/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n")
+        .unwrap();
+    // The 401 comes before the body is sent.
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
+    s.write_all(&[b'x'; 2000]).unwrap();
+    // Nothing more is owed: the idle connection is closed at the request timeout, not kept.
+    let t = Instant::now();
+    let _ = read_all(&mut s);
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}
