@@ -5,6 +5,10 @@
 
 const MAX_LINE: usize = 4096;
 
+/// The header the front adds to every request it forwards, naming its connection (see
+/// `front`). A client may not send it.
+pub const CONN_HEADER: &str = "X-Lbagent-Conn";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
     HeadTooLarge,
@@ -44,10 +48,12 @@ pub struct Framer {
     /// Chunked body bytes so far in this request.
     body_seen: u64,
     completed: u64,
+    /// `CONN_HEADER: <token>\r\n`, added to every forwarded head.
+    inject: Vec<u8>,
 }
 
 impl Framer {
-    pub fn new(max_head: usize, max_body: u64) -> Self {
+    pub fn new(max_head: usize, max_body: u64, conn_token: &str) -> Self {
         Framer {
             state: State::Idle,
             head: Vec::new(),
@@ -55,6 +61,7 @@ impl Framer {
             max_body,
             body_seen: 0,
             completed: 0,
+            inject: format!("{CONN_HEADER}: {conn_token}\r\n").into_bytes(),
         }
     }
 
@@ -101,7 +108,10 @@ impl Framer {
                                 return Err(Reject::BodyTooLarge);
                             }
                         }
-                        out.extend_from_slice(&self.head);
+                        // The head ends in CRLF CRLF: add our header before the last CRLF.
+                        out.extend_from_slice(&self.head[..self.head.len() - 2]);
+                        out.extend_from_slice(&self.inject);
+                        out.extend_from_slice(b"\r\n");
                         self.head.clear();
                         self.body_seen = 0;
                         match body {
@@ -215,7 +225,7 @@ fn body_kind(head: &[u8]) -> Result<BodyKind, Reject> {
             return Err(Reject::BadFraming);
         };
         let name = &line[..colon];
-        if !is_token(name) {
+        if !is_token(name) || name.eq_ignore_ascii_case(CONN_HEADER.as_bytes()) {
             return Err(Reject::BadFraming);
         }
         let value = std::str::from_utf8(&line[colon + 1..])
@@ -263,34 +273,38 @@ mod tests {
 
     #[test]
     fn holds_head_until_complete() {
-        let mut f = Framer::new(1024, 100);
+        let mut f = Framer::new(1024, 100, "t");
         assert_eq!(run(&mut f, b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap(), b"");
         assert!(f.in_request());
         let out = run(&mut f, b"\r\n").unwrap();
-        assert_eq!(out, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(
+            out,
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Lbagent-Conn: t\r\n\r\n"
+        );
         assert!(!f.in_request());
         assert_eq!(f.completed(), 1);
     }
 
     #[test]
     fn content_length_bodies_and_pipelining() {
-        let mut f = Framer::new(1024, 100);
+        let mut f = Framer::new(1024, 100, "t");
         let two = b"PUT /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
-        assert_eq!(run(&mut f, two).unwrap(), two);
+        let fwd: &[u8] = b"PUT /x HTTP/1.1\r\nContent-Length: 5\r\nX-Lbagent-Conn: t\r\n\r\nhelloGET / HTTP/1.1\r\nX-Lbagent-Conn: t\r\n\r\n";
+        assert_eq!(run(&mut f, two).unwrap(), fwd);
         assert_eq!(f.completed(), 2);
         // Byte by byte gives the same.
-        let mut g = Framer::new(1024, 100);
+        let mut g = Framer::new(1024, 100, "t");
         let mut all = Vec::new();
         for b in two.iter() {
             all.extend(run(&mut g, &[*b]).unwrap());
         }
-        assert_eq!(all, two);
+        assert_eq!(all, fwd);
         assert_eq!(g.completed(), 2);
     }
 
     #[test]
     fn a_refused_head_is_never_forwarded() {
-        let mut f = Framer::new(1024, 100);
+        let mut f = Framer::new(1024, 100, "t");
         let mut out = Vec::new();
         let r = f.feed(
             b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999\r\n\r\n",
@@ -302,7 +316,7 @@ mod tests {
 
     #[test]
     fn limits() {
-        let mut f = Framer::new(32, 100);
+        let mut f = Framer::new(32, 100, "t");
         assert_eq!(
             run(
                 &mut f,
@@ -310,12 +324,12 @@ mod tests {
             ),
             Err(Reject::HeadTooLarge)
         );
-        let mut f = Framer::new(1024, 100);
+        let mut f = Framer::new(1024, 100, "t");
         assert_eq!(
             run(&mut f, b"PUT / HTTP/1.1\r\nContent-Length: 101\r\n\r\n"),
             Err(Reject::BodyTooLarge)
         );
-        let mut f = Framer::new(1024, 10);
+        let mut f = Framer::new(1024, 10, "t");
         let r = run(
             &mut f,
             b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n",
@@ -325,14 +339,17 @@ mod tests {
 
     #[test]
     fn chunked() {
-        let mut f = Framer::new(1024, 100);
+        let mut f = Framer::new(1024, 100, "t");
         let req =
             b"PUT / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\n\r\n";
-        assert_eq!(run(&mut f, req).unwrap(), req);
+        assert_eq!(
+            run(&mut f, req).unwrap(),
+            [&req[..44], &b"X-Lbagent-Conn: t\r\n"[..], &req[44..]].concat()
+        );
         assert_eq!(f.completed(), 1);
         assert!(!f.in_request());
         // A chunked body that never ends keeps the request open.
-        let mut f = Framer::new(1024, 1000);
+        let mut f = Framer::new(1024, 1000, "t");
         run(
             &mut f,
             b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n",
@@ -367,8 +384,10 @@ mod tests {
             // Upgrades.
             b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             b"GET / HTTP/1.1\r\nConnection: keep-alive, upgrade\r\n\r\n",
+            // Only the front names connections.
+            b"GET / HTTP/1.1\r\nx-lbagent-conn: forged\r\n\r\n",
         ] {
-            let mut f = Framer::new(1024, 100);
+            let mut f = Framer::new(1024, 100, "t");
             assert_eq!(
                 run(&mut f, head),
                 Err(Reject::BadFraming),
@@ -377,7 +396,7 @@ mod tests {
             );
         }
         // Equal duplicate lengths are fine.
-        let mut f = Framer::new(1024, 100);
+        let mut f = Framer::new(1024, 100, "t");
         assert!(run(
             &mut f,
             b"PUT / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\nx"
@@ -387,10 +406,10 @@ mod tests {
 
     #[test]
     fn leading_blank_lines_dropped() {
-        let mut f = Framer::new(1024, 100);
+        let mut f = Framer::new(1024, 100, "t");
         assert_eq!(
             run(&mut f, b"\r\n\r\nGET / HTTP/1.1\r\n\r\n").unwrap(),
-            b"GET / HTTP/1.1\r\n\r\n"
+            b"GET / HTTP/1.1\r\nX-Lbagent-Conn: t\r\n\r\n"
         );
     }
 }

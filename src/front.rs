@@ -1,12 +1,16 @@
 //! The network front (DESIGN section 0): the agent's own accept loop on the public socket,
 //! a cap on concurrent connections, TLS with a handshake deadline, request deadlines, and a
-//! plaintext hand-off of each connection to the internal HTTP server over loopback. The peer
-//! table lets each request find its real peer address and certificate subject.
+//! plaintext hand-off of each connection to the internal HTTP server over a Unix socket in a
+//! private directory. The front names each connection with a random token, added as a header to
+//! every request it forwards; the peer table maps tokens to the real peer address and
+//! certificate subject, so a request that did not come through the front finds no peer.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -28,23 +32,33 @@ const TICK: Duration = Duration::from_millis(250);
 /// Connections over the cap that still get a polite 503; the rest are just closed.
 const MAX_REJECTING: usize = 16;
 
-/// Internal connection (front side, local address) -> the real client.
+/// Connection token -> the real client.
 #[derive(Default)]
-pub struct PeerTable(Mutex<HashMap<SocketAddr, Peer>>);
+pub struct PeerTable(Mutex<HashMap<String, Peer>>);
 
 impl PeerTable {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Peer>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Peer>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, internal: &SocketAddr) -> Option<Peer> {
-        self.map().get(internal).cloned()
+    pub fn get(&self, token: &str) -> Option<Peer> {
+        self.map().get(token).cloned()
     }
 }
 
-/// Removes a registration when the connection ends (before its socket closes, so the port
-/// cannot be reused while still registered).
-struct Registration<'a>(&'a PeerTable, SocketAddr);
+/// 128 random bits, hex: unguessable, so only the front can name a connection.
+fn random_token() -> io::Result<String> {
+    let mut b = [0u8; 16];
+    // SAFETY: getrandom writes at most b.len() bytes into the valid, exclusively borrowed buffer.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Removes a registration when the connection ends.
+struct Registration<'a>(&'a PeerTable, String);
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
@@ -61,7 +75,7 @@ pub struct Limits {
 
 struct Shared {
     tls: Option<Arc<ServerConfig>>,
-    internal: SocketAddr,
+    internal: PathBuf,
     peers: Arc<PeerTable>,
     limits: Limits,
     active: AtomicUsize,
@@ -88,7 +102,7 @@ impl Front {
     pub fn new(
         listener: TcpListener,
         tls: Option<Arc<ServerConfig>>,
-        internal: SocketAddr,
+        internal: PathBuf,
         peers: Arc<PeerTable>,
         limits: Limits,
     ) -> io::Result<Self> {
@@ -375,22 +389,29 @@ fn serve(shared: &Shared, stream: TcpStream, addr: SocketAddr) -> io::Result<()>
     // Blocking writes to a client that never reads end after the request timeout.
     client.sock().set_write_timeout(Some(timeout))?;
     client.sock().set_read_timeout(Some(timeout))?;
-    let mut internal = TcpStream::connect(shared.internal)?;
-    internal.set_nodelay(true)?;
+    let mut internal = UnixStream::connect(&shared.internal)?;
     internal.set_write_timeout(Some(timeout))?;
-    let key = internal.local_addr()?;
-    shared.peers.map().insert(key, Peer { addr, cert_subject });
-    let _registration = Registration(&shared.peers, key);
-    let result = pump(shared, &mut client, &mut internal);
+    let token = random_token()?;
+    shared
+        .peers
+        .map()
+        .insert(token.clone(), Peer { addr, cert_subject });
+    let _registration = Registration(&shared.peers, token.clone());
+    let result = pump(shared, &mut client, &mut internal, &token);
     client.close();
     let _ = internal.shutdown(Shutdown::Both);
     result
 }
 
 /// Relays bytes both ways until either side ends or a deadline passes.
-fn pump(shared: &Shared, client: &mut Client, internal: &mut TcpStream) -> io::Result<()> {
+fn pump(
+    shared: &Shared,
+    client: &mut Client,
+    internal: &mut UnixStream,
+    token: &str,
+) -> io::Result<()> {
     let timeout = shared.limits.request_timeout;
-    let mut framer = Framer::new(MAX_HEAD, shared.limits.max_body);
+    let mut framer = Framer::new(MAX_HEAD, shared.limits.max_body, token);
     let mut request_started: Option<Instant> = None;
     // Set while a received request has had no answer yet.
     let mut owed_since: Option<Instant> = None;

@@ -158,7 +158,8 @@ fn serve(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode
     let public = TcpListener::bind((cfg.bind, cfg.port))
         .map_err(|e| format!("bind: {}:{}: cannot listen: {e}", cfg.bind, cfg.port))?;
     let local = public.local_addr().map_err(|e| e.to_string())?;
-    let internal = server::Internal::bind().map_err(|e| format!("internal listener: {e}"))?;
+    let internal = server::Internal::bind(&std::env::temp_dir())
+        .map_err(|e| format!("internal socket: {e}"))?;
 
     let cfg = Arc::new(cfg);
     let peers = Arc::new(front::PeerTable::default());
@@ -182,7 +183,7 @@ fn serve(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode
         max_body: cfg.max_body,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let mut front = front::Front::new(public, tls, internal.addr, peers, limits)
+    let mut front = front::Front::new(public, tls, internal.socket.clone(), peers, limits)
         .map_err(|e| format!("listener setup: {e}"))?;
     logs::info(&format!(
         "lbagent {} listening on {scheme}://{local} (pid {})",

@@ -1,9 +1,12 @@
-//! The internal HTTP side: tiny_http on a loopback listener that only the front connects to,
-//! worker threads, and per-request dispatch (peer lookup, auth, routing, body, handler, access log).
+//! The internal HTTP side: tiny_http on a Unix socket in a private (0700) directory that only
+//! the front connects to, worker threads, and per-request dispatch (peer lookup by the front's
+//! connection token, auth, routing, body, handler, access log).
 
+use std::fs::DirBuilder;
 use std::io::Read;
-use std::net::TcpListener;
+use std::os::unix::fs::DirBuilderExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::{Ctx, Reply, Request};
 use crate::error::ApiError;
+use crate::framing::CONN_HEADER;
 use crate::front::PeerTable;
 use crate::logs;
 use crate::router::{Match, Router};
@@ -24,19 +28,25 @@ pub struct App {
 
 pub struct Internal {
     http: Arc<tiny_http::Server>,
-    pub addr: std::net::SocketAddr,
+    dir: PathBuf,
+    pub socket: PathBuf,
 }
 
 impl Internal {
-    /// Binds the hand-off listener on a random loopback port.
-    pub fn bind() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let http = tiny_http::Server::from_listener(listener, None)
+    /// Binds the hand-off socket in a new directory under `parent` that only the agent's user
+    /// may enter.
+    pub fn bind(parent: &std::path::Path) -> std::io::Result<Self> {
+        let dir = parent.join(format!("lbagent-{}", std::process::id()));
+        // A stale directory from an earlier agent with the same pid holds nothing of value.
+        let _ = std::fs::remove_dir_all(&dir);
+        DirBuilder::new().mode(0o700).create(&dir)?;
+        let socket = dir.join("http.sock");
+        let http = tiny_http::Server::http_unix(&socket)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Internal {
             http: Arc::new(http),
-            addr,
+            dir,
+            socket,
         })
     }
 
@@ -87,16 +97,22 @@ fn header(rq: &tiny_http::Request, name: &'static str) -> Option<String> {
         .map(|h| h.value.as_str().to_string())
 }
 
+impl Drop for Internal {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn handle(app: &App, mut rq: tiny_http::Request) {
     let started = Instant::now();
-    let peer = match rq.remote_addr().and_then(|a| app.peers.get(a)) {
+    let peer = match header(&rq, CONN_HEADER).and_then(|t| app.peers.get(&t)) {
         Some(p) => p,
         None => {
-            // Not from the front: no service at all, not even an error response.
-            logs::warn(&format!(
-                "request on the internal listener from {:?} that did not come through the front; dropped",
-                rq.remote_addr()
-            ));
+            // Not from the front (or from a connection that has ended): no service at all,
+            // not even an error response.
+            logs::warn(
+                "request on the internal socket that did not come through the front; dropped",
+            );
             drop(rq.into_writer());
             return;
         }
@@ -113,6 +129,7 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
         headers: rq
             .headers()
             .iter()
+            .filter(|h| !h.field.equiv(CONN_HEADER))
             .map(|h| {
                 (
                     h.field.as_str().as_str().to_string(),

@@ -6,6 +6,7 @@ mod common;
 use common::{curl, parse_response, raw, Agent, TempDir};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 const SOME_PATH: &str = "/loadBalancer/nodes/bogus";
@@ -127,28 +128,52 @@ fn connections_over_the_cap_get_503_instead_of_hanging() {
 }
 
 #[test]
-fn the_internal_listener_serves_nobody_directly() {
+fn the_internal_socket_serves_nobody_directly() {
     let dir = TempDir::new("rob");
     let agent = agent(&dir, "");
-    let internal: Vec<u16> = agent
-        .listening_ports()
-        .into_iter()
-        .filter(|p| *p != agent.port)
-        .collect();
-    assert!(
-        !internal.is_empty(),
-        "expected an internal hand-off listener"
+    assert_eq!(
+        agent.listening_ports(),
+        [agent.port],
+        "no TCP listener but the public one"
     );
-    for port in internal {
-        let answer = raw(
-            port,
-            format!("GET {SOME_PATH} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
-            Duration::from_secs(2),
+    let sockets = agent.listening_unix_sockets();
+    assert_eq!(sockets.len(), 1, "{sockets:?}");
+    let private = sockets[0].parent().unwrap();
+    assert_eq!(std::fs::metadata(private).unwrap().mode() & 0o777, 0o700);
+    // Root may still connect: with no token, or a guessed one, nothing is served.
+    for token in [None, Some("00000000000000000000000000000000")] {
+        let mut s = std::os::unix::net::UnixStream::connect(&sockets[0]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut req = format!("GET {SOME_PATH} HTTP/1.1\r\nHost: x\r\n");
+        if let Some(t) = token {
+            req.push_str(&format!("X-Lbagent-Conn: {t}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        assert!(
+            out.is_empty(),
+            "{token:?}: {}",
+            String::from_utf8_lossy(&out)
         );
-        assert_eq!(answer, "", "port {port} answered a direct connection");
     }
-    // Through the front, the same request is served.
+    let log = agent.app_log();
+    assert_eq!(
+        log.matches("did not come through the front; dropped")
+            .count(),
+        2,
+        "{log}"
+    );
+    // Through the front, the same request is served; a client cannot name the connection.
     assert_eq!(curl(&[&agent.url("http", SOME_PATH)]).unwrap().status, 400);
+    let r = curl(&[
+        "-H",
+        "X-Lbagent-Conn: 00",
+        &agent.url("http", "/loadBalancer/status"),
+    ])
+    .unwrap();
+    assert_eq!(r.status, 400);
 }
 
 #[test]

@@ -315,8 +315,7 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Every TCP port the agent listens on (the public one and any internal ones).
-    pub fn listening_ports(&self) -> Vec<u16> {
+    fn socket_inodes(&self) -> Vec<String> {
         let mut inodes = Vec::new();
         for fd in std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap() {
             if let Ok(target) = std::fs::read_link(fd.unwrap().path()) {
@@ -326,6 +325,12 @@ impl Agent {
                 }
             }
         }
+        inodes
+    }
+
+    /// Every TCP port the agent listens on.
+    pub fn listening_ports(&self) -> Vec<u16> {
+        let inodes = self.socket_inodes();
         let mut ports = Vec::new();
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
             let text = std::fs::read_to_string(table).unwrap_or_default();
@@ -338,6 +343,21 @@ impl Agent {
             }
         }
         ports
+    }
+
+    /// Paths of the Unix sockets the agent listens on (its internal hand-off).
+    pub fn listening_unix_sockets(&self) -> Vec<PathBuf> {
+        let inodes = self.socket_inodes();
+        let text = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+        text.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // Flags 00010000 is a listening socket.
+                let listening = f.len() > 7 && f[3] == "00010000";
+                (listening && inodes.iter().any(|i| i == f[6])).then(|| PathBuf::from(f[7]))
+            })
+            .collect()
     }
 }
 
