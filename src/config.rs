@@ -500,6 +500,19 @@ mod tests {
     }
 
     #[test]
+    fn unquoted_credentials_keep_their_text() {
+        // serde_norway reads 0123 as the string "0123" (no octal, no lost zero).
+        let c = parse("user: 007\npassword: 0123\n").unwrap();
+        let creds = c.basic_auth.unwrap();
+        assert_eq!(
+            (creds.user.as_str(), creds.password.as_str()),
+            ("007", "0123")
+        );
+        let c = parse("user: u\npassword: 12345\n").unwrap();
+        assert_eq!(c.basic_auth.unwrap().password, "12345");
+    }
+
+    #[test]
     fn yaml_1_1_booleans_and_apis() {
         assert!(parse("debug: yes\n").unwrap().debug);
         assert!(!parse("debug: False\n").unwrap().debug);

@@ -31,6 +31,8 @@ const MAX_HANDLER: Duration = Duration::from_secs(300);
 const TICK: Duration = Duration::from_millis(250);
 /// Connections over the cap that still get a polite 503; the rest are just closed.
 const MAX_REJECTING: usize = 16;
+/// Time a closing connection gets to take its last answer.
+const CLOSING: Duration = Duration::from_secs(2);
 
 /// Connection token -> the real client.
 #[derive(Default)]
@@ -159,7 +161,7 @@ impl Front {
             let shared = self.shared.clone();
             let spawned = thread::Builder::new().name("reject".into()).spawn(move || {
                 let _c = Counted(&shared.rejecting);
-                reject_busy(&shared, stream);
+                reject_busy(&shared, stream, addr);
             });
             if spawned.is_err() {
                 s.rejecting.fetch_sub(1, Ordering::SeqCst);
@@ -235,7 +237,12 @@ impl Client {
 
     /// Reads what the socket has (poll said readable; with `from_socket` false, only what TLS
     /// already buffered). Returns plaintext and whether the client has finished sending.
-    fn read_available(&mut self, out: &mut Vec<u8>, from_socket: bool) -> io::Result<bool> {
+    fn read_available(
+        &mut self,
+        out: &mut Vec<u8>,
+        from_socket: bool,
+        deadline: Instant,
+    ) -> io::Result<bool> {
         let mut buf = [0u8; 16 * 1024];
         match self {
             Client::Plain(s) if from_socket => {
@@ -266,21 +273,35 @@ impl Client {
                         Err(e) => return Err(e),
                     }
                 }
-                flush_tls(conn, s)?;
+                flush_tls(conn, s, deadline)?;
                 Ok(eof)
             }
         }
     }
 
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Writes everything by `deadline`: a per-call socket timeout alone would let a client
+    /// that reads a byte at a time hold its connection forever.
+    fn write_all(&mut self, data: &[u8], deadline: Instant) -> io::Result<()> {
         match self {
-            Client::Plain(s) => s.write_all(data),
+            Client::Plain(s) => {
+                let mut rest = data;
+                while !rest.is_empty() {
+                    set_deadline(s, deadline)?;
+                    match s.write(rest) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => rest = &rest[n..],
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
             Client::Tls(conn, s) => {
                 let mut rest = data;
                 while !rest.is_empty() {
                     let n = conn.writer().write(rest)?;
                     rest = &rest[n..];
-                    flush_tls(conn, s)?;
+                    flush_tls(conn, s, deadline)?;
                 }
                 Ok(())
             }
@@ -291,28 +312,46 @@ impl Client {
     fn close(&mut self) {
         if let Client::Tls(conn, s) = self {
             conn.send_close_notify();
-            let _ = flush_tls(conn, s);
+            let _ = flush_tls(conn, s, Instant::now() + CLOSING);
         }
         let _ = self.sock().shutdown(Shutdown::Write);
     }
 }
 
-fn flush_tls(conn: &mut ServerConnection, s: &mut TcpStream) -> io::Result<()> {
+fn set_deadline(s: &TcpStream, deadline: Instant) -> io::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client too slow to read",
+        ));
+    }
+    s.set_write_timeout(Some(left))
+}
+
+fn flush_tls(conn: &mut ServerConnection, s: &mut TcpStream, deadline: Instant) -> io::Result<()> {
     while conn.wants_write() {
+        set_deadline(s, deadline)?;
         conn.write_tls(s)?;
     }
     Ok(())
+}
+
+/// An access log line for an answer the front gave itself (no request reached a handler).
+fn log_front(addr: SocketAddr, status: u16, message: &str) {
+    logs::access(&format!(
+        "{} - - [{}] \"-\" {status} 0 \"-\" \"-\" 0.000 \"front: {message}\"",
+        addr.ip(),
+        crate::timefmt::Utc::now().clf()
+    ));
 }
 
 /// Drives the handshake by hand so the deadline covers all of it: `complete_io` would give each
 /// read the full timeout, and a client dripping a byte at a time could hold a slot forever.
 fn handshake(cfg: &Arc<ServerConfig>, mut s: TcpStream, deadline: Instant) -> io::Result<Client> {
     let mut conn = ServerConnection::new(cfg.clone()).map_err(io::Error::other)?;
-    s.set_write_timeout(Some(
-        deadline.saturating_duration_since(Instant::now()).max(TICK),
-    ))?;
     while conn.is_handshaking() {
-        flush_tls(&mut conn, &mut s)?;
+        flush_tls(&mut conn, &mut s, deadline)?;
         if !conn.is_handshaking() {
             break;
         }
@@ -334,7 +373,7 @@ fn handshake(cfg: &Arc<ServerConfig>, mut s: TcpStream, deadline: Instant) -> io
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
     }
-    flush_tls(&mut conn, &mut s)?;
+    flush_tls(&mut conn, &mut s, deadline)?;
     Ok(Client::Tls(Box::new(conn), s))
 }
 
@@ -347,13 +386,11 @@ fn accept_client(shared: &Shared, stream: TcpStream, deadline: Instant) -> io::R
 }
 
 /// Over the cap: answer 503 (after the TLS handshake, if any, so the client can read it).
-fn reject_busy(shared: &Shared, stream: TcpStream) {
-    let deadline = Instant::now() + Duration::from_secs(2);
+fn reject_busy(shared: &Shared, stream: TcpStream, addr: SocketAddr) {
+    let deadline = Instant::now() + CLOSING;
     if let Ok(mut client) = accept_client(shared, stream, deadline) {
-        let _ = client
-            .sock()
-            .set_write_timeout(Some(Duration::from_secs(2)));
-        let _ = client.write_all(&front_response(503, "Service Unavailable"));
+        let _ = client.write_all(&front_response(503, "Service Unavailable"), deadline);
+        log_front(addr, 503, "over max_connections");
         linger_close(&mut client, deadline);
     }
 }
@@ -369,7 +406,7 @@ fn linger_close(client: &mut Client, deadline: Instant) {
             break;
         }
         sink.clear();
-        match client.read_available(&mut sink, true) {
+        match client.read_available(&mut sink, true, deadline) {
             Ok(false) => {}
             _ => break,
         }
@@ -386,8 +423,6 @@ fn serve(shared: &Shared, stream: TcpStream, addr: SocketAddr) -> io::Result<()>
             .and_then(|c| crate::tls::subject(c)),
         Client::Plain(_) => None,
     };
-    // Blocking writes to a client that never reads end after the request timeout.
-    client.sock().set_write_timeout(Some(timeout))?;
     client.sock().set_read_timeout(Some(timeout))?;
     let mut internal = UnixStream::connect(&shared.internal)?;
     internal.set_write_timeout(Some(timeout))?;
@@ -397,7 +432,7 @@ fn serve(shared: &Shared, stream: TcpStream, addr: SocketAddr) -> io::Result<()>
         .map()
         .insert(token.clone(), Peer { addr, cert_subject });
     let _registration = Registration(&shared.peers, token.clone());
-    let result = pump(shared, &mut client, &mut internal, &token);
+    let result = pump(shared, &mut client, &mut internal, &token, addr);
     client.close();
     let _ = internal.shutdown(Shutdown::Both);
     result
@@ -409,6 +444,7 @@ fn pump(
     client: &mut Client,
     internal: &mut UnixStream,
     token: &str,
+    addr: SocketAddr,
 ) -> io::Result<()> {
     let timeout = shared.limits.request_timeout;
     let mut framer = Framer::new(MAX_HEAD, shared.limits.max_body, token);
@@ -444,8 +480,12 @@ fn pump(
         }
         if now >= deadline {
             if request_started.is_some() && owed_since.is_none() {
-                let _ = client.write_all(&front_response(408, "Request Timeout"));
-                logs::info("client cut off: request not received within request_timeout");
+                let _ = client.write_all(
+                    &front_response(408, "Request Timeout"),
+                    Instant::now() + CLOSING,
+                );
+                log_front(addr, 408, "request not received within request_timeout");
+                linger_close(client, Instant::now() + CLOSING);
             }
             return Ok(());
         }
@@ -478,14 +518,15 @@ fn pump(
             if n == 0 {
                 return Ok(());
             }
-            client.write_all(&buf[..n])?;
+            client.write_all(&buf[..n], Instant::now() + timeout)?;
             owed_since = None;
             answered_early = request_started.is_some();
             last_activity = Instant::now();
         }
         if fds[1].revents != 0 || buffered {
             from_client.clear();
-            client_done = client.read_available(&mut from_client, !buffered)?;
+            client_done =
+                client.read_available(&mut from_client, !buffered, Instant::now() + timeout)?;
             buffered = false;
             let before = framer.completed();
             to_internal.clear();
@@ -508,7 +549,7 @@ fn pump(
                 (false, _) => None,
             };
             if let Err(reject) = fed {
-                return refuse(client, reject, owed_since.is_some());
+                return refuse(client, reject, owed_since.is_some(), addr);
             }
             if client_done {
                 if request_started.is_none() && owed_since.is_none() {
@@ -523,12 +564,18 @@ fn pump(
 
 /// Answers a request the framer refused, unless an earlier answer is still being produced
 /// (then the connection just closes, as two answers would interleave).
-fn refuse(client: &mut Client, reject: Reject, answer_pending: bool) -> io::Result<()> {
+fn refuse(
+    client: &mut Client,
+    reject: Reject,
+    answer_pending: bool,
+    addr: SocketAddr,
+) -> io::Result<()> {
     let (status, message) = reject.status();
-    logs::info(&format!("request refused by the front: {status} {message}"));
+    log_front(addr, status, message);
     if !answer_pending {
-        client.write_all(&front_response(status, message))?;
-        linger_close(client, Instant::now() + Duration::from_secs(1));
+        let deadline = Instant::now() + CLOSING;
+        client.write_all(&front_response(status, message), deadline)?;
+        linger_close(client, deadline);
     }
     Ok(())
 }

@@ -265,6 +265,13 @@ fn hostile_heads_are_refused_and_the_agent_lives_on() {
         let r = curl(&[&agent.url("http", SOME_PATH)]).unwrap();
         assert_eq!(r.status, 400, "after {what}, the agent must still serve");
     }
+    // The front's own answers are in the access log too.
+    let log = agent.access_log(12);
+    assert!(
+        log.contains("\"-\" 413 0 \"-\" \"-\" 0.000 \"front: Payload Too Large\""),
+        "{log}"
+    );
+    assert_eq!(log.matches("\"front: Bad Request\"").count(), 5, "{log}");
 }
 
 #[test]
