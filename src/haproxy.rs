@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::names::ProxyName;
@@ -18,6 +19,20 @@ pub enum Command {
     ShowStat,
     EnableServer(ProxyName, ProxyName),
     DisableServer(ProxyName, ProxyName),
+    ShowServersState,
+    SetState(ProxyName, ProxyName, AdminState),
+    SetWeight(ProxyName, ProxyName, u32),
+    /// Master CLI.
+    ShowProc,
+    /// Master CLI.
+    Reload,
+}
+
+/// Server administrative states that `set server ... state` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    Maint,
+    Drain,
 }
 
 impl Command {
@@ -27,6 +42,12 @@ impl Command {
             Command::ShowStat => "show stat".into(),
             Command::EnableServer(b, s) => format!("enable server {b}/{s}"),
             Command::DisableServer(b, s) => format!("disable server {b}/{s}"),
+            Command::ShowServersState => "show servers state".into(),
+            Command::SetState(b, s, AdminState::Maint) => format!("set server {b}/{s} state maint"),
+            Command::SetState(b, s, AdminState::Drain) => format!("set server {b}/{s} state drain"),
+            Command::SetWeight(b, s, w) => format!("set weight {b}/{s} {w}"),
+            Command::ShowProc => "show proc".into(),
+            Command::Reload => "reload".into(),
         }
     }
 }
@@ -74,12 +95,14 @@ impl Runtime {
 
     /// Sends one command and returns HAProxy's whole reply.
     pub fn raw(&self, cmd: &Command) -> Result<String, HaproxyError> {
-        let mut s = UnixStream::connect(&self.path).map_err(|e| self.unavailable(e))?;
+        let mut s = connect(&self.path).map_err(|e| self.unavailable(e))?;
         s.set_read_timeout(Some(self.timeout))
             .and_then(|_| s.set_write_timeout(Some(self.timeout)))
             .map_err(|e| self.unavailable(e))?;
         s.write_all(format!("{}\n", cmd.line()).as_bytes())
             .map_err(|e| self.unavailable(e))?;
+        // The master CLI keeps a connection open until the client is done sending.
+        let _ = s.shutdown(std::net::Shutdown::Write);
         let mut out = Vec::new();
         // The reply is small; cap it anyway so a confused peer cannot exhaust memory.
         s.take(64 << 20)
@@ -107,6 +130,24 @@ impl Runtime {
     }
 }
 
+/// Connects to a Unix socket, also when its path is longer than `sun_path` allows (deep state
+/// directories): then through `/proc/self/fd/<dir>/<name>`, which resolves to the same socket.
+fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    match UnixStream::connect(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                return Err(e);
+            };
+            let dir = std::fs::File::open(dir)?;
+            let short = Path::new("/proc/self/fd")
+                .join(dir.as_raw_fd().to_string())
+                .join(name);
+            UnixStream::connect(short)
+        }
+        other => other,
+    }
+}
+
 fn first_line(reply: &str) -> String {
     let line = reply.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     if line.is_empty() {
@@ -114,6 +155,98 @@ fn first_line(reply: &str) -> String {
     } else {
         line.trim().to_string()
     }
+}
+
+/// The master process as `show proc` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proc {
+    pub master_pid: u32,
+    pub reloads: u32,
+    pub failed_reloads: u32,
+    /// Current workers' pids (old workers still finishing are not listed here).
+    pub workers: Vec<u32>,
+}
+
+/// Parses the master CLI's `show proc` (HAProxy 2.6 layout:
+/// `<pid> master <reloads> [failed: <n>] <uptime> <version>`, then `# workers`).
+pub fn parse_proc(reply: &str) -> Option<Proc> {
+    let mut proc: Option<Proc> = None;
+    let mut section = "";
+    for line in reply.lines() {
+        if let Some(name) = line.strip_prefix("# ") {
+            section = name.trim();
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match (f.first().and_then(|p| p.parse::<u32>().ok()), f.get(1)) {
+            (Some(pid), Some(&"master")) => {
+                let failed = line
+                    .split("[failed: ")
+                    .nth(1)
+                    .and_then(|r| r.split(']').next())
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                proc = Some(Proc {
+                    master_pid: pid,
+                    reloads: f.get(2).and_then(|n| n.parse().ok()).unwrap_or(0),
+                    failed_reloads: failed,
+                    workers: Vec::new(),
+                });
+            }
+            (Some(pid), Some(&"worker")) if section == "workers" => {
+                if let Some(p) = proc.as_mut() {
+                    p.workers.push(pid);
+                }
+            }
+            _ => {}
+        }
+    }
+    proc
+}
+
+/// A server's runtime state from `show servers state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerState {
+    pub backend: String,
+    pub server: String,
+    /// HAProxy's admin flags: 0x01 forced maintenance, 0x08 forced drain.
+    pub admin: u32,
+    pub user_weight: u32,
+    pub initial_weight: u32,
+}
+
+/// Parses `show servers state` by its header names.
+pub fn parse_servers_state(reply: &str) -> Vec<ServerState> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for line in reply.lines() {
+        if let Some(h) = line.strip_prefix("# ") {
+            names = h.split_whitespace().collect();
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if names.is_empty() || f.len() < names.len() {
+            continue;
+        }
+        let get = |n: &str| names.iter().position(|x| *x == n).map(|i| f[i]);
+        let num = |n: &str| get(n).and_then(|v| v.parse::<u32>().ok());
+        if let (Some(b), Some(s), Some(a), Some(u), Some(i)) = (
+            get("be_name"),
+            get("srv_name"),
+            num("srv_admin_state"),
+            num("srv_uweight"),
+            num("srv_iweight"),
+        ) {
+            out.push(ServerState {
+                backend: b.to_string(),
+                server: s.to_string(),
+                admin: a,
+                user_weight: u,
+                initial_weight: i,
+            });
+        }
+    }
+    out
 }
 
 /// Decides whether a reply is a refusal. For commands that print data (`data_expected`), only
@@ -207,6 +340,39 @@ wwwbackend,BACKEND,0,0,0,0,200,0,0,0,0,0,,0,0,0,0,UP,2,2,0\n\n";
         assert_eq!(rows[0]["status"], "OPEN");
         assert!(parse_stat("Unknown command.\n").is_none());
         assert!(parse_stat("").is_none());
+    }
+
+    #[test]
+    fn proc_and_servers_state() {
+        // Captured from HAProxy 2.6.12's master CLI after one good and one failed reload.
+        let reply =
+            "#<PID>          <type>          <reloads>       <uptime>        <version>      \n\
+4551            master          2 [failed: 1]   0d00h11m02s     2.6.12-1+deb12u4\n\
+# workers\n\
+4658            worker          1               0d00h10m58s     2.6.12-1+deb12u4\n\
+# old workers\n\
+4552            worker          2               0d00h11m02s     2.6.12-1+deb12u4\n\
+# programs\n\n";
+        assert_eq!(
+            parse_proc(reply),
+            Some(Proc {
+                master_pid: 4551,
+                reloads: 2,
+                failed_reloads: 1,
+                workers: vec![4658]
+            })
+        );
+        assert_eq!(parse_proc("Unknown command\n"), None);
+        let state = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change\n\
+2 be 1 s1 127.0.0.1 0 1 7 1 1\n2 be 2 s2 127.0.0.1 2 0 1 1 1\n\n";
+        let s = parse_servers_state(state);
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].server.as_str(), s[0].admin, s[0].user_weight),
+            ("s1", 1, 7)
+        );
+        assert_eq!(s[1].admin, 0);
+        assert!(parse_servers_state("garbage").is_empty());
     }
 
     #[test]

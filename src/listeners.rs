@@ -1,19 +1,58 @@
-//! The listener store (DESIGN sections 4 and 5): one directory per listener holding its
-//! uploaded haproxy.cfg (byte for byte), the generated agent.cfg and its run directory.
-//! Uploads are checked with `haproxy -c` before they replace the live file.
+//! The listeners (DESIGN sections 4 and 5): one directory per listener holding its uploaded
+//! haproxy.cfg (byte for byte), the last config that ran (`haproxy.cfg.lkg`), the generated
+//! agent.cfg, its desired state and its run directory; and one HAProxy per listener, started,
+//! stopped, reloaded and supervised here.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use crate::certs::{remove_tree, CertStore};
+use crate::launcher::{self, Master, Paths};
 use crate::names::ListenerId;
-use crate::{process, store};
+use crate::pools::{self, ListenerType, Pool};
+use crate::{logs, process, store};
 
 /// Longest a `haproxy -c` may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a start or a reload may take to show a serving worker.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a stopping HAProxy may take to finish its connections before harder signals.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Restart back-off after crashes: doubles from the first to the last.
+const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Reload,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "start" => Some(Action::Start),
+            "stop" => Some(Action::Stop),
+            "reload" => Some(Action::Reload),
+            _ => None,
+        }
+    }
+
+    /// For error messages: "Error starting haproxy".
+    pub fn gerund(self) -> &'static str {
+        match self {
+            Action::Start => "starting",
+            Action::Stop => "stopping",
+            Action::Reload => "reloading",
+        }
+    }
+}
 
 #[derive(Debug)]
 pub enum ListenerError {
@@ -22,6 +61,8 @@ pub enum ListenerError {
     Invalid(String),
     /// The HAProxy binary could not be run.
     Unavailable(String),
+    /// An action failed; HAProxy's own output.
+    Failed(Action, String),
     Io(io::Error),
 }
 
@@ -31,12 +72,42 @@ impl From<io::Error> for ListenerError {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    #[serde(rename = "ACTIVE")]
+    Active,
+    #[serde(rename = "STOPPED")]
+    Stopped,
+    #[serde(rename = "ERROR")]
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub status: Status,
+    pub uuid: String,
+    #[serde(rename = "type")]
+    pub kind: ListenerType,
+}
+
+/// A running (or crashed) HAProxy of one listener.
+struct Running {
+    master: Master,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
 pub struct Listeners {
     root: PathBuf,
     haproxy: PathBuf,
     pub certs: CertStore,
-    /// Serializes changes, so two uploads never race on one candidate file.
-    lock: Mutex<()>,
+    /// Serializes changes (uploads, actions, supervision), so they never interleave.
+    ops: Mutex<()>,
+    running: Mutex<HashMap<ListenerId, Running>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Listeners {
@@ -45,7 +116,8 @@ impl Listeners {
             root: state_dir.join("listeners"),
             haproxy: haproxy.to_path_buf(),
             certs: CertStore::new(cert_dir),
-            lock: Mutex::new(()),
+            ops: Mutex::new(()),
+            running: Mutex::new(HashMap::new()),
         }
     }
 
@@ -53,12 +125,8 @@ impl Listeners {
         self.root.join(id.as_str())
     }
 
-    fn config_path(&self, id: &ListenerId) -> PathBuf {
-        self.dir(id).join("haproxy.cfg")
-    }
-
-    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    fn paths(&self, id: &ListenerId) -> Paths {
+        Paths::new(&self.dir(id))
     }
 
     /// A listener exists when any file of it exists.
@@ -66,21 +134,59 @@ impl Listeners {
         self.dir(id).exists() || self.certs.dir(id).exists()
     }
 
+    /// Every listener with a state directory, sorted.
+    pub fn list_ids(&self) -> io::Result<Vec<ListenerId>> {
+        let mut ids = Vec::new();
+        match fs::read_dir(&self.root) {
+            Ok(entries) => {
+                for e in entries {
+                    let name = e?.file_name();
+                    // Anything else in there (temp files, strays) is not a listener.
+                    if let Some(id) = name.to_str().and_then(|n| ListenerId::parse(n).ok()) {
+                        ids.push(id);
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
     /// The generated global section: the agent's own admin socket for this listener.
     fn agent_cfg(&self, id: &ListenerId) -> String {
-        let run = self.dir(id).join("run");
+        // Relative: HAProxy runs in the listener's run directory (see launcher::Paths).
         format!(
             "# Generated by lbagent for listener {id}; not part of the uploaded config.\n\
-global\n    stats socket {} mode 600 level admin\n",
-            run.join("stats.sock").display()
+global\n    stats socket unix@{} mode 600 level admin\n",
+            launcher::STATS_SOCK
         )
     }
 
-    /// Checks `config` with `haproxy -c` and, if valid, makes it the listener's config.
-    /// Returns HAProxy's check output. On failure the live config is untouched, and a listener
-    /// that did not exist before does not exist after.
+    /// `haproxy -c` on `cfg` plus the agent's section: Ok(output) or Invalid(output).
+    fn check(&self, cfg: &Path, agent_cfg: &Path) -> Result<String, ListenerError> {
+        let args = [
+            "-c".as_ref(),
+            "-f".as_ref(),
+            cfg.as_os_str(),
+            "-f".as_ref(),
+            agent_cfg.as_os_str(),
+        ];
+        let out = process::run(self.haproxy.as_os_str(), &args, CHECK_TIMEOUT)
+            .map_err(|e| ListenerError::Unavailable(format!("{}: {e}", self.haproxy.display())))?;
+        if out.success {
+            Ok(out.text)
+        } else {
+            Err(ListenerError::Invalid(out.text))
+        }
+    }
+
+    /// Checks `config` with `haproxy -c` and, if valid, makes it the listener's config (a
+    /// running HAProxy keeps its config until reloaded). On failure the live config is
+    /// untouched, and a listener that did not exist before does not exist after.
     pub fn upload(&self, id: &ListenerId, config: &[u8]) -> Result<String, ListenerError> {
-        let _g = self.guard();
+        let _g = lock(&self.ops);
         let dir = self.dir(id);
         let existed = self.exists(id);
         store::ensure_dir(&self.root, 0o750)?;
@@ -99,52 +205,318 @@ global\n    stats socket {} mode 600 level admin\n",
         dir: &Path,
         config: &[u8],
     ) -> Result<String, ListenerError> {
-        let agent_cfg = dir.join("agent.cfg");
-        store::write_atomic(&agent_cfg, self.agent_cfg(id).as_bytes(), 0o640)?;
+        let p = self.paths(id);
+        store::write_atomic(&p.agent_cfg, self.agent_cfg(id).as_bytes(), 0o640)?;
         let candidate = dir.join("haproxy.cfg.new");
         store::write_atomic(&candidate, config, 0o640)?;
-        let args = [
-            "-c".as_ref(),
-            "-f".as_ref(),
-            candidate.as_os_str(),
-            "-f".as_ref(),
-            agent_cfg.as_os_str(),
-        ];
-        let out = match process::run(self.haproxy.as_os_str(), &args, CHECK_TIMEOUT) {
-            Ok(out) => out,
-            Err(e) => {
-                let _ = fs::remove_file(&candidate);
-                return Err(ListenerError::Unavailable(format!(
-                    "{}: {e}",
-                    self.haproxy.display()
-                )));
-            }
-        };
-        if !out.success {
+        let checked = self.check(&candidate, &p.agent_cfg);
+        if checked.is_err() {
             let _ = fs::remove_file(&candidate);
-            return Err(ListenerError::Invalid(out.text));
         }
-        store::rename_durable(&candidate, &self.config_path(id))?;
-        Ok(out.text)
+        let out = checked?;
+        store::rename_durable(&candidate, &p.cfg)?;
+        Ok(out)
     }
 
     /// The stored config, byte for byte.
     pub fn config(&self, id: &ListenerId) -> Result<Vec<u8>, ListenerError> {
-        match fs::read(self.config_path(id)) {
+        match fs::read(self.paths(id).cfg) {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ListenerError::NotFound),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Removes every file of a listener: its state directory and its certificates.
+    fn desired_path(&self, id: &ListenerId) -> PathBuf {
+        self.dir(id).join("state.json")
+    }
+
+    fn should_run(&self, id: &ListenerId) -> bool {
+        fs::read(self.desired_path(id))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["desired"] == "started")
+    }
+
+    fn set_desired(&self, id: &ListenerId, started: bool) -> io::Result<()> {
+        let word = if started { "started" } else { "stopped" };
+        let body = serde_json::json!({ "desired": word }).to_string();
+        store::write_atomic(&self.desired_path(id), body.as_bytes(), 0o640)
+    }
+
+    /// The pid of a listener's running master, reaping it if it died.
+    fn running_pid(&self, id: &ListenerId) -> Option<u32> {
+        let mut running = lock(&self.running);
+        let r = running.get_mut(id)?;
+        r.master.alive().then(|| r.master.pid())
+    }
+
+    /// start / stop / reload. Returns what happened, for the caller to show.
+    pub fn act(&self, id: &ListenerId, action: Action) -> Result<String, ListenerError> {
+        let _g = lock(&self.ops);
+        if !self.paths(id).cfg.exists() {
+            return Err(ListenerError::NotFound);
+        }
+        match (action, self.running_pid(id)) {
+            (Action::Start, Some(pid)) => Ok(format!(
+                "haproxy daemon for {id} already running (pid {pid})"
+            )),
+            (Action::Start, None) | (Action::Reload, None) => self.start_locked(id, action),
+            (Action::Stop, None) => {
+                self.set_desired(id, false)?;
+                lock(&self.running).remove(id);
+                Ok(format!("haproxy daemon for {id} is not running"))
+            }
+            (Action::Stop, Some(_)) => {
+                self.set_desired(id, false)?;
+                self.stop_locked(id);
+                Ok(format!("haproxy daemon for {id} stopped"))
+            }
+            (Action::Reload, Some(_)) => self.reload_locked(id),
+        }
+    }
+
+    fn start_locked(&self, id: &ListenerId, action: Action) -> Result<String, ListenerError> {
+        let p = self.paths(id);
+        store::write_atomic(&p.agent_cfg, self.agent_cfg(id).as_bytes(), 0o640)?;
+        let checked = self.check(&p.cfg, &p.agent_cfg).map_err(|e| match e {
+            ListenerError::Invalid(out) => ListenerError::Failed(action, out),
+            other => other,
+        })?;
+        self.set_desired(id, true)?;
+        let master = launcher::start(&self.haproxy, &p, READY_TIMEOUT)
+            .map_err(|out| ListenerError::Failed(action, out))?;
+        let pid = master.pid();
+        self.remember_good(id);
+        lock(&self.running).insert(
+            id.clone(),
+            Running {
+                master,
+                failures: 0,
+                retry_at: None,
+            },
+        );
+        Ok(format!(
+            "{}\nhaproxy daemon for {id} started (pid {pid})",
+            summary_line(&checked)
+        ))
+    }
+
+    fn stop_locked(&self, id: &ListenerId) {
+        if let Some(mut r) = lock(&self.running).remove(id) {
+            launcher::stop(&mut r.master, STOP_GRACE);
+        }
+    }
+
+    fn reload_locked(&self, id: &ListenerId) -> Result<String, ListenerError> {
+        let p = self.paths(id);
+        let restore_last_good = || {
+            if let Ok(good) = fs::read(self.lkg_path(id)) {
+                let _ = store::write_atomic(&p.cfg, &good, 0o640);
+            }
+        };
+        let checked = match self.check(&p.cfg, &p.agent_cfg) {
+            Ok(out) => out,
+            Err(ListenerError::Invalid(out)) => {
+                restore_last_good();
+                return Err(ListenerError::Failed(Action::Reload, out));
+            }
+            Err(e) => return Err(e),
+        };
+        let saved = launcher::save_servers(&p);
+        match launcher::reload(&p, READY_TIMEOUT) {
+            Ok(worker) => {
+                launcher::restore_servers(&p, &saved);
+                self.remember_good(id);
+                Ok(format!(
+                    "{}\nhaproxy daemon for {id} reloaded (new worker pid {worker})",
+                    summary_line(&checked)
+                ))
+            }
+            Err(out) => {
+                restore_last_good();
+                Err(ListenerError::Failed(Action::Reload, out))
+            }
+        }
+    }
+
+    fn lkg_path(&self, id: &ListenerId) -> PathBuf {
+        self.dir(id).join("haproxy.cfg.lkg")
+    }
+
+    /// Records the config that just started or reloaded as the last good one.
+    fn remember_good(&self, id: &ListenerId) {
+        let p = self.paths(id);
+        match fs::read(&p.cfg) {
+            Ok(cfg) => {
+                if let Err(e) = store::write_atomic(&self.lkg_path(id), &cfg, 0o640) {
+                    logs::warn(&format!(
+                        "listener {id}: cannot keep the last good config: {e}"
+                    ));
+                }
+            }
+            Err(e) => logs::warn(&format!("listener {id}: cannot read its config: {e}")),
+        }
+    }
+
+    /// Stops its HAProxy and removes every file of a listener: state, run dir, certificates.
     pub fn delete(&self, id: &ListenerId) -> Result<(), ListenerError> {
-        let _g = self.guard();
+        let _g = lock(&self.ops);
         if !self.exists(id) {
             return Err(ListenerError::NotFound);
+        }
+        self.stop_locked(id);
+        // An adopted or unknown master for this listener goes too.
+        if let Some(mut m) = launcher::adopt(&self.paths(id)) {
+            launcher::stop(&mut m, STOP_GRACE);
         }
         remove_tree(&self.dir(id))?;
         self.certs.delete_all(id)?;
         Ok(())
     }
+
+    /// ACTIVE (running, socket answers), STOPPED (not meant to run), ERROR (meant to run, but
+    /// its HAProxy is gone or does not answer).
+    pub fn status(&self, id: &ListenerId) -> Status {
+        let answers = self.running_pid(id).is_some()
+            && self
+                .paths(id)
+                .stats_rt()
+                .raw(&crate::haproxy::Command::ShowInfo)
+                .is_ok();
+        match (answers, self.should_run(id)) {
+            (true, _) => Status::Active,
+            (false, true) => Status::Error,
+            (false, false) => Status::Stopped,
+        }
+    }
+
+    pub fn summary(&self, id: &ListenerId) -> Summary {
+        let cfg = fs::read(self.paths(id).cfg).unwrap_or_default();
+        Summary {
+            status: self.status(id),
+            uuid: id.to_string(),
+            kind: pools::listener_type(&String::from_utf8_lossy(&cfg)),
+        }
+    }
+
+    /// Pools and members from the listener's own stats socket; empty when it is not running.
+    pub fn pools(&self, id: &ListenerId) -> Vec<Pool> {
+        if self.running_pid(id).is_none() {
+            return Vec::new();
+        }
+        self.paths(id)
+            .stats_rt()
+            .show_stat()
+            .map(|rows| pools::pools(&rows))
+            .unwrap_or_default()
+    }
+
+    /// At agent start: listeners that should run are adopted if their HAProxy still runs,
+    /// started otherwise.
+    pub fn recover(&self) {
+        let ids = match self.list_ids() {
+            Ok(ids) => ids,
+            Err(e) => {
+                logs::error(&format!("cannot list listeners: {e}"));
+                return;
+            }
+        };
+        for id in ids.into_iter().filter(|id| self.should_run(id)) {
+            let _g = lock(&self.ops);
+            match launcher::adopt(&self.paths(&id)) {
+                Some(master) => {
+                    logs::info(&format!(
+                        "listener {id}: adopted haproxy (pid {})",
+                        master.pid()
+                    ));
+                    lock(&self.running).insert(
+                        id,
+                        Running {
+                            master,
+                            failures: 0,
+                            retry_at: None,
+                        },
+                    );
+                }
+                None => match self.start_locked(&id, Action::Start) {
+                    Ok(msg) => logs::info(&format!("listener {id}: {}", msg.replace('\n', "; "))),
+                    Err(e) => logs::error(&format!("listener {id}: cannot start: {e:?}")),
+                },
+            }
+        }
+    }
+
+    /// One supervision pass: an HAProxy that should run but died is restarted, with back-off.
+    pub fn supervise(&self) {
+        let ids: Vec<ListenerId> = lock(&self.running).keys().cloned().collect();
+        for id in ids {
+            let _g = lock(&self.ops);
+            let due = {
+                let mut running = lock(&self.running);
+                let Some(r) = running.get_mut(&id) else {
+                    continue;
+                };
+                if r.master.alive() {
+                    r.failures = 0;
+                    r.retry_at = None;
+                    continue;
+                }
+                let now = Instant::now();
+                match r.retry_at {
+                    None => {
+                        logs::warn(&format!(
+                            "listener {id}: haproxy (pid {}) is gone",
+                            r.master.pid()
+                        ));
+                        r.retry_at = Some(now + backoff(r.failures));
+                        false
+                    }
+                    Some(t) => t <= now,
+                }
+            };
+            if !due || !self.should_run(&id) {
+                continue;
+            }
+            let p = self.paths(&id);
+            match launcher::start(&self.haproxy, &p, READY_TIMEOUT) {
+                Ok(master) => {
+                    logs::info(&format!(
+                        "listener {id}: haproxy restarted (pid {})",
+                        master.pid()
+                    ));
+                    lock(&self.running).insert(
+                        id,
+                        Running {
+                            master,
+                            failures: 0,
+                            retry_at: None,
+                        },
+                    );
+                }
+                Err(out) => {
+                    let mut running = lock(&self.running);
+                    if let Some(r) = running.get_mut(&id) {
+                        r.failures += 1;
+                        r.retry_at = Some(Instant::now() + backoff(r.failures));
+                    }
+                    logs::error(&format!("listener {id}: restart failed: {out}"));
+                }
+            }
+        }
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    let (first, max) = BACKOFF;
+    first.saturating_mul(1 << failures.min(5)).min(max)
+}
+
+/// `haproxy -c`'s verdict line ("Configuration file is valid"), without its notices.
+fn summary_line(check_output: &str) -> &str {
+    check_output
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map_or("Configuration file is valid", str::trim)
 }

@@ -9,9 +9,11 @@ mod framing;
 mod front;
 mod hapi;
 mod haproxy;
+mod launcher;
 mod listeners;
 mod logs;
 mod names;
+mod pools;
 mod process;
 mod router;
 mod server;
@@ -43,6 +45,8 @@ Options:
 
 /// How long a stopping agent waits for in-flight requests, beyond the request timeout.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How often listeners' HAProxies are checked.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 /// Timeout of each command on the main HAProxy's admin socket.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -173,9 +177,16 @@ fn serve(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode
         peers: peers.clone(),
     });
     let stop_workers = Arc::new(AtomicBool::new(false));
+    start_supervisor(app.clone(), stop_workers.clone())
+        .map_err(|e| format!("cannot start the supervisor: {e}"))?;
     let failed = Arc::new(AtomicBool::new(false));
     let workers = internal
-        .start_workers(cfg.workers, app, stop_workers.clone(), failed.clone())
+        .start_workers(
+            cfg.workers,
+            app.clone(),
+            stop_workers.clone(),
+            failed.clone(),
+        )
         .map_err(|e| format!("cannot start workers: {e}"))?;
     let limits = front::Limits {
         max_connections: cfg.max_connections,
@@ -213,4 +224,20 @@ fn serve(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode
     }
     logs::info("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Brings back the listeners that should run, then keeps them running.
+fn start_supervisor(
+    app: Arc<server::App>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("supervisor".into())
+        .spawn(move || {
+            app.ctx.listeners.recover();
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(SUPERVISE_EVERY);
+                app.ctx.listeners.supervise();
+            }
+        })
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::api::{Ctx, Reply, Request};
 use crate::certs::{self, CertError};
 use crate::error::ApiError;
-use crate::listeners::ListenerError;
+use crate::listeners::{Action, ListenerError};
 use crate::names::{CertName, ListenerId};
 use crate::router::{Params, Route};
 
@@ -37,6 +37,21 @@ pub fn routes() -> Vec<Route> {
             method: "GET",
             pattern: "/v0.1/listeners/{listener}/haproxy",
             handler: get_config,
+        },
+        Route {
+            method: "PUT",
+            pattern: "/v0.1/listeners/{listener}/{action}",
+            handler: act,
+        },
+        Route {
+            method: "GET",
+            pattern: "/v0.1/listeners",
+            handler: list_listeners,
+        },
+        Route {
+            method: "GET",
+            pattern: "/v0.1/listeners/{listener}",
+            handler: get_listener,
         },
         Route {
             method: "DELETE",
@@ -89,9 +104,42 @@ impl From<ListenerError> for ApiError {
             ListenerError::Unavailable(why) => {
                 ApiError::new(503, "HAProxy unavailable").with_details(why)
             }
+            ListenerError::Failed(action, out) => {
+                ApiError::new(500, format!("Error {} haproxy", action.gerund())).with_details(out)
+            }
             ListenerError::Io(e) => internal(e),
         }
     }
+}
+
+/// `PUT /v0.1/listeners/<id>/<start|stop|reload>`; the action word is checked first.
+fn act(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let word = p.get("action");
+    let action = Action::parse(word).ok_or_else(|| {
+        ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
+    })?;
+    let id = listener(ctx, p, false)?;
+    match ctx.listeners.act(&id, action) {
+        Ok(details) => Ok(Reply::json(
+            202,
+            &json!({ "message": "OK", "details": details }),
+        )),
+        Err(ListenerError::NotFound) => Err(listener_not_found(id.as_str())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn list_listeners(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
+    let ids = ctx.listeners.list_ids().map_err(internal)?;
+    let all: Vec<_> = ids.iter().map(|id| ctx.listeners.summary(id)).collect();
+    Ok(Reply::json(200, &json!(all)))
+}
+
+fn get_listener(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let id = listener(ctx, p, false)?;
+    let mut v = json!(ctx.listeners.summary(&id));
+    v["pools"] = json!(ctx.listeners.pools(&id));
+    Ok(Reply::json(200, &v))
 }
 
 fn upload_config(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {

@@ -41,6 +41,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // HAProxies an agent started for listeners here run in their own process groups and
+        // outlive the agent: end them with the directory.
+        for pid in haproxy_pids(&self.0.display().to_string()) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -252,6 +257,8 @@ impl Agent {
             dir.path("certs").display()
         );
         let path = dir.write("agent.yaml", &cfg);
+        // An earlier agent may have logged here: only this one's lines count.
+        let skip = std::fs::read_to_string(&log).map_or(0, |t| t.len());
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&path)
@@ -274,7 +281,10 @@ impl Agent {
             }
             assert!(Instant::now() < end, "agent did not start listening");
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(rest) = text.split(" listening on ").nth(1) {
+            if let Some(rest) = text
+                .get(skip..)
+                .and_then(|t| t.split(" listening on ").nth(1))
+            {
                 let addr = rest.split_whitespace().next().unwrap();
                 port = addr.rsplit(':').next().unwrap().parse().unwrap();
             } else {
@@ -440,4 +450,64 @@ pub fn raw(port: u16, request: &[u8], timeout: Duration) -> String {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A minimal HTTP backend on loopback: answers every request with `200 ok` and closes.
+pub fn http_backend() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    port
+}
+
+/// One command on an HAProxy socket (stats or master CLI), as an operator would send it.
+pub fn haproxy_cli(sock: &Path, cmd: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Pids of running haproxy processes whose command line mentions `needle`.
+pub fn haproxy_pids(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'));
+        if cmd.contains("haproxy") && cmd.contains(needle) && !zombie {
+            pids.push(pid);
+        }
+    }
+    pids
 }

@@ -1,0 +1,155 @@
+//! What a listener is and how it is doing, from its config text and its `show stat` rows
+//! (DESIGN section 5): type, pools (backends) and members (servers) with amphora API statuses.
+
+use serde::Serialize;
+
+use crate::haproxy::StatRow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ListenerType {
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "TERMINATED_HTTPS")]
+    TerminatedHttps,
+}
+
+/// A `bind` with `ssl` terminates TLS; otherwise `mode http` is HTTP, and HAProxy's default
+/// mode is TCP.
+pub fn listener_type(config: &str) -> ListenerType {
+    let mut http = false;
+    for line in config.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.first() {
+            Some(&"bind") if words.contains(&"ssl") => return ListenerType::TerminatedHttps,
+            Some(&"mode") if words.get(1) == Some(&"http") => http = true,
+            _ => {}
+        }
+    }
+    if http {
+        ListenerType::Http
+    } else {
+        ListenerType::Tcp
+    }
+}
+
+/// A member's status word for the amphora API.
+pub fn member_status(stat: &str) -> &'static str {
+    let word = stat.split([' ', '(']).next().unwrap_or("");
+    match word {
+        "UP" => "UP",
+        "DOWN" => "DOWN",
+        "MAINT" => "MAINT",
+        "DRAIN" | "NOLB" => "DRAIN",
+        "no" if stat.starts_with("no check") => "NO_CHECK",
+        _ => "DOWN",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pool {
+    pub uuid: String,
+    pub status: &'static str,
+    /// `[{"<server>": "<status>"}]`, in config order.
+    pub members: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Pools from `show stat`: a backend whose row says DOWN is DOWN; one with some members down
+/// (or in maintenance) is DEGRADED; otherwise UP.
+pub fn pools(rows: &[StatRow]) -> Vec<Pool> {
+    let mut pools: Vec<Pool> = Vec::new();
+    let mut degraded: Vec<bool> = Vec::new();
+    for r in rows {
+        let (Some(px), Some(sv), Some(st)) = (r.get("pxname"), r.get("svname"), r.get("status"))
+        else {
+            continue;
+        };
+        if sv == "FRONTEND" {
+            continue;
+        }
+        let i = match pools.iter().position(|p| &p.uuid == px) {
+            Some(i) => i,
+            None => {
+                pools.push(Pool {
+                    uuid: px.clone(),
+                    status: "UP",
+                    members: Vec::new(),
+                });
+                degraded.push(false);
+                pools.len() - 1
+            }
+        };
+        if sv == "BACKEND" {
+            if member_status(st) == "DOWN" {
+                pools[i].status = "DOWN";
+            }
+            continue;
+        }
+        let ms = member_status(st);
+        if ms == "DOWN" || ms == "MAINT" {
+            degraded[i] = true;
+        }
+        let mut m = serde_json::Map::new();
+        m.insert(sv.clone(), serde_json::Value::from(ms));
+        pools[i].members.push(m);
+    }
+    for (p, d) in pools.iter_mut().zip(degraded) {
+        if p.status == "UP" && d {
+            p.status = "DEGRADED";
+        }
+    }
+    // A frontend-only proxy shows up with no members and no BACKEND row: not a pool.
+    pools.retain(|p| !p.members.is_empty() || p.status == "DOWN");
+    pools
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::haproxy::parse_stat;
+
+    #[test]
+    fn types() {
+        assert_eq!(
+            listener_type("frontend f\n  mode tcp\n  bind :80\n"),
+            ListenerType::Tcp
+        );
+        assert_eq!(listener_type("defaults\n  mode http\n"), ListenerType::Http);
+        assert_eq!(
+            listener_type("frontend f\n  mode http\n  bind :443 ssl crt /x.pem\n"),
+            ListenerType::TerminatedHttps
+        );
+        assert_eq!(
+            listener_type("# mode http\nfrontend f\n  bind :80 # ssl\n"),
+            ListenerType::Tcp
+        );
+        assert_eq!(listener_type(""), ListenerType::Tcp);
+    }
+
+    #[test]
+    fn members_and_pools() {
+        assert_eq!(member_status("UP 1/3"), "UP");
+        assert_eq!(member_status("DOWN 1/2"), "DOWN");
+        assert_eq!(member_status("MAINT (resolution)"), "MAINT");
+        assert_eq!(member_status("DRAIN"), "DRAIN");
+        assert_eq!(member_status("no check"), "NO_CHECK");
+        let rows = parse_stat(
+            "# pxname,svname,status\nfe,FRONTEND,OPEN\nbe,a,UP\nbe,b,DOWN\nbe,c,MAINT\nbe,BACKEND,UP\n\
+ok,x,UP\nok,y,no check\nok,BACKEND,UP\ndead,z,DOWN\ndead,BACKEND,DOWN\n",
+        )
+        .unwrap();
+        let p = pools(&rows);
+        let summary: Vec<(&str, &str, usize)> = p
+            .iter()
+            .map(|p| (p.uuid.as_str(), p.status, p.members.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            [("be", "DEGRADED", 3), ("ok", "UP", 2), ("dead", "DOWN", 1)]
+        );
+        assert_eq!(p[0].members[2]["c"], "MAINT");
+        assert_eq!(p[1].members[1]["y"], "NO_CHECK");
+    }
+}

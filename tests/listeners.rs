@@ -1,0 +1,343 @@
+//! Listener lifecycle through the amphora API with real HAProxy processes: upload, start,
+//! traffic, status with pools and members, seamless reloads under load, a failed reload, stop,
+//! delete, crash recovery and adoption after an agent restart.
+
+mod common;
+
+use common::{
+    curl, free_port, haproxy_cli, haproxy_pids, http_backend, wait_for, Agent, Resp, TempDir,
+};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const AMP: &str = "6e2bc8a0-2548-4fb7-a5f0-fb1ef4a696ce";
+const LID: &str = "7e9f91eb-b3e6-4e3b-a1a7-d6f7fdc1de7c";
+
+struct Lb {
+    fe: u16,
+    up: u16,
+    closed: u16,
+}
+
+impl Lb {
+    fn new() -> Lb {
+        Lb {
+            fe: free_port(),
+            up: http_backend(),
+            closed: free_port(),
+        }
+    }
+
+    fn config(&self, note: &str) -> String {
+        format!(
+            "# {note}\nglobal\n    maxconn 256\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n    retries 3\n    option redispatch\n\
+frontend {LID}\n    bind 127.0.0.1:{fe}\n    default_backend pool-1\n\
+backend pool-1\n    server member-up 127.0.0.1:{up} check inter 100 rise 1 fall 1\n    server member-down 127.0.0.1:{closed} check inter 100 rise 1 fall 1\n    server member-maint 127.0.0.1:{up} check inter 100 rise 1 fall 1\n",
+            fe = self.fe,
+            up = self.up,
+            closed = self.closed
+        )
+    }
+
+    fn get(&self) -> Option<String> {
+        let r = curl(&["--max-time", "3", &format!("http://127.0.0.1:{}/", self.fe)]).ok()?;
+        (r.status == 200).then_some(r.body)
+    }
+}
+
+fn call(agent: &Agent, dir: &TempDir, method: &str, path: &str, body: Option<&str>) -> Resp {
+    let url = agent.url("http", path);
+    let mut args = vec!["-X".to_string(), method.to_string(), url];
+    if let Some(b) = body {
+        let f = dir.path("body.tmp");
+        std::fs::write(&f, b).unwrap();
+        args.push("--data-binary".into());
+        args.push(format!("@{}", f.display()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    curl(&args).unwrap()
+}
+
+fn upload(agent: &Agent, dir: &TempDir, cfg: &str) -> Resp {
+    call(
+        agent,
+        dir,
+        "PUT",
+        &format!("/v0.1/listeners/{AMP}/{LID}/haproxy"),
+        Some(cfg),
+    )
+}
+
+fn action(agent: &Agent, dir: &TempDir, what: &str) -> Resp {
+    call(
+        agent,
+        dir,
+        "PUT",
+        &format!("/v0.1/listeners/{LID}/{what}"),
+        None,
+    )
+}
+
+fn status(agent: &Agent, dir: &TempDir) -> serde_json::Value {
+    let r = call(agent, dir, "GET", &format!("/v0.1/listeners/{LID}"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn master_pids(dir: &TempDir) -> Vec<u32> {
+    // Masters carry -S <master.sock>; workers are forked and carry the same argv.
+    haproxy_pids(&dir.path("state").display().to_string())
+}
+
+#[test]
+fn lifecycle_with_traffic_status_and_reloads() {
+    let dir = TempDir::new("lst");
+    let agent = Agent::start(&dir, "");
+    let lb = Lb::new();
+
+    assert_eq!(action(&agent, &dir, "start").status, 404);
+    let r = action(&agent, &dir, "jump");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Invalid Request");
+    assert_eq!(r.json()["details"], "Unknown action: jump");
+
+    assert_eq!(upload(&agent, &dir, &lb.config("v1")).status, 201);
+    let list = call(&agent, &dir, "GET", "/v0.1/listeners", None).json();
+    assert_eq!(
+        list,
+        serde_json::json!([{"status": "STOPPED", "uuid": LID, "type": "HTTP"}])
+    );
+
+    let r = action(&agent, &dir, "start");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let details = r.json()["details"].as_str().unwrap().to_string();
+    assert!(
+        details.starts_with("Configuration file is valid\nhaproxy daemon for"),
+        "{details}"
+    );
+    assert!(details.contains("started (pid "), "{details}");
+    let again = action(&agent, &dir, "start");
+    assert!(again.json()["details"]
+        .as_str()
+        .unwrap()
+        .contains("already running"));
+    assert_eq!(lb.get().as_deref(), Some("ok"));
+
+    // One member in maintenance, set over the listener's own socket as an operator would.
+    let sock = dir.path(&format!("state/listeners/{LID}/run/stats.sock"));
+    assert_eq!(
+        haproxy_cli(&sock, "set server pool-1/member-maint state maint").trim(),
+        ""
+    );
+    wait_for("member states", Duration::from_secs(10), || {
+        status(&agent, &dir)["pools"][0]["members"]
+            == serde_json::json!([{"member-up": "UP"}, {"member-down": "DOWN"}, {"member-maint": "MAINT"}])
+    });
+    let st = status(&agent, &dir);
+    assert_eq!(st["status"], "ACTIVE");
+    assert_eq!(st["type"], "HTTP");
+    assert_eq!(st["pools"][0]["uuid"], "pool-1");
+    assert_eq!(st["pools"][0]["status"], "DEGRADED");
+
+    // 20 reloads with a changed config while a client keeps requesting: no request fails.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, ok, failed, fe) = (stop.clone(), ok.clone(), failed.clone(), lb.fe);
+        std::thread::spawn(move || {
+            let lb = Lb {
+                fe,
+                up: 0,
+                closed: 0,
+            };
+            while !stop.load(Ordering::SeqCst) {
+                match lb.get() {
+                    Some(_) => ok.fetch_add(1, Ordering::SeqCst),
+                    None => failed.fetch_add(1, Ordering::SeqCst),
+                };
+            }
+        })
+    };
+    for i in 0..20 {
+        assert_eq!(
+            upload(&agent, &dir, &lb.config(&format!("v{}", i + 2))).status,
+            201
+        );
+        let r = action(&agent, &dir, "reload");
+        assert_eq!(r.status, 202, "reload {i}: {}", r.body);
+        assert!(r.json()["details"]
+            .as_str()
+            .unwrap()
+            .contains("reloaded (new worker pid"));
+    }
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    eprintln!("requests during 20 reloads: {ok} ok, {failed} failed");
+    assert!(ok > 20, "the load client barely ran: {ok}");
+    assert_eq!(failed, 0, "{failed} requests failed during reloads");
+    // The maintenance state survived every reload.
+    assert_eq!(
+        status(&agent, &dir)["pools"][0]["members"][2],
+        serde_json::json!({"member-maint": "MAINT"})
+    );
+
+    // A reload that HAProxy refuses at run time (its port is taken): old workers keep serving,
+    // the live config goes back to the last good one, and the caller sees HAProxy's words.
+    let good = lb.config("v21");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bad = good.replace(
+        &format!("    bind 127.0.0.1:{}\n", lb.fe),
+        &format!(
+            "    bind 127.0.0.1:{}\n    bind 127.0.0.1:{}\n",
+            lb.fe,
+            taken.local_addr().unwrap().port()
+        ),
+    );
+    assert_eq!(upload(&agent, &dir, &bad).status, 201);
+    let r = action(&agent, &dir, "reload");
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.json()["message"], "Error reloading haproxy");
+    assert!(
+        r.json()["details"]
+            .as_str()
+            .unwrap()
+            .contains("cannot bind"),
+        "{}",
+        r.body
+    );
+    assert_eq!(lb.get().as_deref(), Some("ok"));
+    let live = call(
+        &agent,
+        &dir,
+        "GET",
+        &format!("/v0.1/listeners/{LID}/haproxy"),
+        None,
+    );
+    assert_eq!(live.body, good);
+    assert_eq!(status(&agent, &dir)["status"], "ACTIVE");
+
+    // Stop, then stop again, then delete.
+    let r = action(&agent, &dir, "stop");
+    assert_eq!(r.status, 202);
+    assert!(r.json()["details"].as_str().unwrap().ends_with("stopped"));
+    assert!(action(&agent, &dir, "stop").json()["details"]
+        .as_str()
+        .unwrap()
+        .contains("not running"));
+    assert_eq!(lb.get(), None);
+    assert_eq!(status(&agent, &dir)["status"], "STOPPED");
+    assert!(master_pids(&dir).is_empty());
+    // Reload of a stopped listener starts it.
+    let r = action(&agent, &dir, "reload");
+    assert!(
+        r.json()["details"]
+            .as_str()
+            .unwrap()
+            .contains("started (pid"),
+        "{}",
+        r.body
+    );
+    assert_eq!(lb.get().as_deref(), Some("ok"));
+    let r = call(
+        &agent,
+        &dir,
+        "DELETE",
+        &format!("/v0.1/listeners/{LID}"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        master_pids(&dir).is_empty(),
+        "haproxy still running after delete"
+    );
+    assert!(!dir.path(&format!("state/listeners/{LID}")).exists());
+    assert_eq!(lb.get(), None);
+    assert_eq!(
+        call(&agent, &dir, "GET", &format!("/v0.1/listeners/{LID}"), None).status,
+        404
+    );
+}
+
+#[test]
+fn a_start_that_fails_reports_haproxys_words() {
+    let dir = TempDir::new("lst");
+    let agent = Agent::start(&dir, "");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let lb = Lb {
+        fe: taken.local_addr().unwrap().port(),
+        ..Lb::new()
+    };
+    assert_eq!(upload(&agent, &dir, &lb.config("v1")).status, 201);
+    let r = action(&agent, &dir, "start");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["message"], "Error starting haproxy");
+    assert!(
+        r.json()["details"]
+            .as_str()
+            .unwrap()
+            .contains("cannot bind"),
+        "{}",
+        r.body
+    );
+    assert_eq!(status(&agent, &dir)["status"], "ERROR");
+    drop(taken);
+}
+
+#[test]
+fn a_killed_haproxy_comes_back_and_a_restarted_agent_adopts_it() {
+    let dir = TempDir::new("lst");
+    let mut agent = Agent::start(&dir, "");
+    let lb = Lb::new();
+    assert_eq!(upload(&agent, &dir, &lb.config("v1")).status, 201);
+    assert_eq!(action(&agent, &dir, "start").status, 202);
+    let pidfile = dir.path(&format!("state/listeners/{LID}/run/haproxy.pid"));
+    let master: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    // kill -9 of its HAProxy: status shows it, then it is back.
+    common::run(std::process::Command::new("kill").args(["-9", &master.to_string()]));
+    wait_for("ERROR status", Duration::from_secs(5), || {
+        status(&agent, &dir)["status"] == "ERROR"
+    });
+    wait_for("a restarted haproxy", Duration::from_secs(15), || {
+        status(&agent, &dir)["status"] == "ACTIVE" && lb.get().is_some()
+    });
+    let restarted: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(restarted, master);
+    assert!(agent.app_log().contains("is gone"));
+
+    // kill -9 of the agent, then a new agent on the same state: it adopts, no second HAProxy.
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    assert_eq!(
+        lb.get().as_deref(),
+        Some("ok"),
+        "listeners outlive the agent"
+    );
+    let before = master_pids(&dir);
+    let agent2 = Agent::start(&dir, "");
+    wait_for("adoption", Duration::from_secs(10), || {
+        agent2.app_log().contains("adopted haproxy")
+    });
+    assert_eq!(status(&agent2, &dir)["status"], "ACTIVE");
+    assert_eq!(
+        master_pids(&dir),
+        before,
+        "no duplicate haproxy after adoption"
+    );
+    let now: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(now, restarted);
+}
