@@ -59,6 +59,10 @@ impl CertStore {
         CertStore { root: root.into() }
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn dir(&self, id: &ListenerId) -> PathBuf {
         self.root.join(id.as_str())
     }

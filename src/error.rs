@@ -2,6 +2,8 @@
 
 use serde_json::json;
 
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
 /// An error with the HTTP status it maps to; rendered as `{"message","details","code"}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -10,6 +12,9 @@ pub struct ApiError {
     pub details: Option<String>,
     /// Extra response headers (e.g. `Allow`, `WWW-Authenticate`).
     pub headers: Vec<(&'static str, String)>,
+    /// Rendered as plain text (`message`, then `details` on the next line): the legacy
+    /// appliance API's bodies are text.
+    pub plain: bool,
 }
 
 impl ApiError {
@@ -19,6 +24,15 @@ impl ApiError {
             message: message.into(),
             details: None,
             headers: Vec::new(),
+            plain: false,
+        }
+    }
+
+    /// An error whose body is plain text.
+    pub fn plain(status: u16, message: impl Into<String>) -> Self {
+        ApiError {
+            plain: true,
+            ..ApiError::new(status, message)
         }
     }
 
@@ -44,9 +58,21 @@ impl ApiError {
         ApiError::new(500, "Internal Server Error").with_details(details)
     }
 
-    /// The JSON body of DESIGN section 3.
+    /// The JSON body of DESIGN section 3, or the text of a plain error.
     pub fn body(&self) -> String {
-        error_body(self.status, &self.message, self.details.as_deref())
+        match (self.plain, &self.details) {
+            (false, _) => error_body(self.status, &self.message, self.details.as_deref()),
+            (true, Some(d)) => format!("{}\n{d}", self.message),
+            (true, None) => self.message.clone(),
+        }
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        if self.plain {
+            TEXT
+        } else {
+            "application/json"
+        }
     }
 }
 

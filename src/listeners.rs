@@ -136,21 +136,15 @@ impl Listeners {
 
     /// Every listener with a state directory, sorted.
     pub fn list_ids(&self) -> io::Result<Vec<ListenerId>> {
-        let mut ids = Vec::new();
-        match fs::read_dir(&self.root) {
-            Ok(entries) => {
-                for e in entries {
-                    let name = e?.file_name();
-                    // Anything else in there (temp files, strays) is not a listener.
-                    if let Some(id) = name.to_str().and_then(|n| ListenerId::parse(n).ok()) {
-                        ids.push(id);
-                    }
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        ids_in(&self.root)
+    }
+
+    /// Every listener with any file (state or certificates): the legacy API's instances.
+    pub fn instance_ids(&self) -> io::Result<Vec<ListenerId>> {
+        let mut ids = ids_in(&self.root)?;
+        ids.extend(ids_in(self.certs.root())?);
         ids.sort();
+        ids.dedup();
         Ok(ids)
     }
 
@@ -276,6 +270,15 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         }
     }
 
+    /// Reloads a running listener (so it reads new certificate files); None if not running.
+    pub fn reload_if_running(&self, id: &ListenerId) -> Result<Option<String>, ListenerError> {
+        let _g = lock(&self.ops);
+        match self.running_pid(id) {
+            Some(_) => self.reload_locked(id).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn start_locked(&self, id: &ListenerId, action: Action) -> Result<String, ListenerError> {
         let p = self.paths(id);
         store::write_atomic(&p.agent_cfg, self.agent_cfg(id).as_bytes(), 0o640)?;
@@ -360,19 +363,41 @@ global\n    stats socket unix@{} mode 600 level admin\n",
     }
 
     /// Stops its HAProxy and removes every file of a listener: state, run dir, certificates.
-    pub fn delete(&self, id: &ListenerId) -> Result<(), ListenerError> {
+    /// Returns what stopping did.
+    pub fn delete(&self, id: &ListenerId) -> Result<String, ListenerError> {
         let _g = lock(&self.ops);
         if !self.exists(id) {
             return Err(ListenerError::NotFound);
         }
+        let stopped = self.stop_and_remove_state(id)?;
+        self.certs.delete_all(id)?;
+        Ok(stopped)
+    }
+
+    /// Stops its HAProxy and removes its config and state, keeping its certificates (the
+    /// legacy `DELETE /instances/<id>/haproxy`).
+    pub fn delete_config(&self, id: &ListenerId) -> Result<String, ListenerError> {
+        let _g = lock(&self.ops);
+        if !self.paths(id).cfg.exists() {
+            return Err(ListenerError::NotFound);
+        }
+        self.stop_and_remove_state(id)
+    }
+
+    fn stop_and_remove_state(&self, id: &ListenerId) -> Result<String, ListenerError> {
+        let mut was_running = self.running_pid(id).is_some();
         self.stop_locked(id);
         // An adopted or unknown master for this listener goes too.
         if let Some(mut m) = launcher::adopt(&self.paths(id)) {
             launcher::stop(&mut m, STOP_GRACE);
+            was_running = true;
         }
         remove_tree(&self.dir(id))?;
-        self.certs.delete_all(id)?;
-        Ok(())
+        Ok(if was_running {
+            format!("haproxy daemon for {id} stopped")
+        } else {
+            format!("haproxy daemon for {id} was not running")
+        })
     }
 
     /// ACTIVE (running, socket answers), STOPPED (not meant to run), ERROR (meant to run, but
@@ -505,6 +530,25 @@ global\n    stats socket unix@{} mode 600 level admin\n",
             }
         }
     }
+}
+
+/// Listener ids among a directory's entries; anything else (temp files, strays) is skipped.
+fn ids_in(dir: &Path) -> io::Result<Vec<ListenerId>> {
+    let mut ids = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries {
+                let name = e?.file_name();
+                if let Some(id) = name.to_str().and_then(|n| ListenerId::parse(n).ok()) {
+                    ids.push(id);
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    ids.sort();
+    Ok(ids)
 }
 
 fn backoff(failures: u32) -> Duration {

@@ -13,6 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::api::{Ctx, Reply, Request};
+use crate::config::Api;
 use crate::error::ApiError;
 use crate::framing::CONN_HEADER;
 use crate::front::PeerTable;
@@ -182,6 +183,12 @@ fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result
     req.user = crate::auth::check(cfg.basic_auth.as_ref(), req.header("Authorization"))?;
     let (route, params) = match app.router.find(&req.method, &req.path) {
         Match::Found(r, p) => (r, p),
+        // The legacy API's own rule: any unknown method or URL on its paths is 403.
+        Match::WrongMethod(_) | Match::NotFound
+            if cfg.apis.contains(&Api::Appliance) && crate::api::legacy::owns(&req.path) =>
+        {
+            return Err(ApiError::plain(403, "Invalid Request"))
+        }
         Match::WrongMethod(allowed) => {
             return Err(ApiError::new(405, "Method Not Allowed")
                 .with_details(format!("{} is not allowed on {}", req.method, req.path))

@@ -168,7 +168,7 @@ fn get_config(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
 fn delete_listener(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
     let id = listener(ctx, p, true)?;
     match ctx.listeners.delete(&id) {
-        Ok(()) => Ok(ok(200)),
+        Ok(_) => Ok(ok(200)),
         Err(ListenerError::NotFound) => Err(listener_not_found(id.as_str())),
         Err(e) => Err(e.into()),
     }

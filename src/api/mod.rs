@@ -3,6 +3,7 @@
 
 pub mod amphora;
 pub mod hapi;
+pub mod legacy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    pub fn text(status: u16, s: impl Into<String>) -> Self {
+        Reply {
+            status,
+            content_type: crate::error::TEXT,
+            body: s.into().into_bytes(),
+            headers: Vec::new(),
+        }
+    }
+
     pub fn json(status: u16, v: &Value) -> Self {
         Reply {
             status,
@@ -65,7 +75,7 @@ impl From<crate::error::ApiError> for Reply {
     fn from(e: crate::error::ApiError) -> Self {
         Reply {
             status: e.status,
-            content_type: "application/json",
+            content_type: e.content_type(),
             body: e.body().into_bytes(),
             headers: e.headers,
         }
@@ -87,8 +97,9 @@ pub fn routes(apis: &[Api]) -> Vec<Route> {
         match api {
             Api::Hapi => all.extend(hapi::routes()),
             Api::Amphora => all.extend(amphora::routes()),
-            // Served by later work; until then their paths are unknown (404).
-            Api::Appliance | Api::Devices => {}
+            Api::Appliance => all.extend(legacy::routes()),
+            // Served by later work; until then its paths are unknown (404).
+            Api::Devices => {}
         }
     }
     all
