@@ -22,10 +22,46 @@ pub enum Command {
     ShowServersState,
     SetState(ProxyName, ProxyName, AdminState),
     SetWeight(ProxyName, ProxyName, u32),
+    ShowSslCert,
+    /// `set ssl cert <file> <<` with a validated PEM payload.
+    SetSslCert(CertFile, String),
+    CommitSslCert(CertFile),
     /// Master CLI.
     ShowProc,
     /// Master CLI.
     Reload,
+}
+
+/// A certificate file name as HAProxy's CLI takes it: an absolute path of
+/// `A-Z a-z 0-9 _ . / -`, nothing that could split or end a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFile(String);
+
+impl CertFile {
+    pub fn parse(path: &Path) -> Option<CertFile> {
+        let s = path.to_str()?;
+        let ok = s.starts_with('/')
+            && !s.contains("..")
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b));
+        ok.then(|| CertFile(s.to_string()))
+    }
+}
+
+impl fmt::Display for CertFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A PEM text as a CLI payload: no CRs, no empty lines (an empty line ends the payload).
+pub fn pem_payload(pem: &[u8]) -> String {
+    String::from_utf8_lossy(pem)
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Server administrative states that `set server ... state` takes.
@@ -46,6 +82,10 @@ impl Command {
             Command::SetState(b, s, AdminState::Maint) => format!("set server {b}/{s} state maint"),
             Command::SetState(b, s, AdminState::Drain) => format!("set server {b}/{s} state drain"),
             Command::SetWeight(b, s, w) => format!("set weight {b}/{s} {w}"),
+            Command::ShowSslCert => "show ssl cert".into(),
+            // The payload ends at the first empty line, so it holds none.
+            Command::SetSslCert(f, pem) => format!("set ssl cert {f} <<\n{pem}\n"),
+            Command::CommitSslCert(f) => format!("commit ssl cert {f}"),
             Command::ShowProc => "show proc".into(),
             Command::Reload => "reload".into(),
         }
@@ -121,6 +161,16 @@ impl Runtime {
     pub fn show_stat(&self) -> Result<Vec<StatRow>, HaproxyError> {
         let reply = self.raw(&Command::ShowStat)?;
         parse_stat(&reply).ok_or_else(|| HaproxyError::Refused(first_line(&reply)))
+    }
+
+    /// A command whose success HAProxy announces with `marker` in its reply.
+    pub fn expect(&self, cmd: &Command, marker: &str) -> Result<String, HaproxyError> {
+        let reply = self.raw(cmd)?;
+        if reply.contains(marker) {
+            Ok(reply)
+        } else {
+            Err(HaproxyError::Refused(reply.trim().to_string()))
+        }
     }
 
     /// A command whose success is an empty reply (enable/disable server, ...).
@@ -373,6 +423,32 @@ wwwbackend,BACKEND,0,0,0,0,200,0,0,0,0,0,,0,0,0,0,UP,2,2,0\n\n";
         );
         assert_eq!(s[1].admin, 0);
         assert!(parse_servers_state("garbage").is_empty());
+    }
+
+    #[test]
+    fn ssl_cert_commands_are_safe() {
+        let f = CertFile::parse(Path::new("/run/lbagent/certs/L1/www.example.com.pem")).unwrap();
+        let cmd = Command::SetSslCert(
+            f.clone(),
+            pem_payload(b"-----BEGIN X-----\r\nAAA\r\n\r\n-----END X-----\n\n"),
+        );
+        assert_eq!(
+            cmd.line(),
+            "set ssl cert /run/lbagent/certs/L1/www.example.com.pem <<\n-----BEGIN X-----\nAAA\n-----END X-----\n"
+        );
+        assert_eq!(
+            Command::CommitSslCert(f).line(),
+            "commit ssl cert /run/lbagent/certs/L1/www.example.com.pem"
+        );
+        for bad in [
+            "relative.pem",
+            "/a b.pem",
+            "/a/../b.pem",
+            "/a;b.pem",
+            "/a\nb.pem",
+        ] {
+            assert!(CertFile::parse(Path::new(bad)).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::certs::{remove_tree, CertStore};
+use crate::haproxy::{self, CertFile, Command as HaCommand};
 use crate::launcher::{self, Master, Paths};
 use crate::names::ListenerId;
 use crate::pools::{self, ListenerType, Pool};
@@ -270,6 +271,30 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         }
     }
 
+    /// When the listener's running HAProxy serves `file`, hands it the new certificate without
+    /// a reload (`set ssl cert` + `commit ssl cert`). Says what happened; None when there was
+    /// nothing to update.
+    pub fn apply_cert_live(&self, id: &ListenerId, file: &Path, pem: &[u8]) -> Option<String> {
+        let _g = lock(&self.ops);
+        self.running_pid(id)?;
+        let cert = CertFile::parse(file)?;
+        let rt = self.paths(id).stats_rt();
+        let loaded = rt.raw(&HaCommand::ShowSslCert).ok()?;
+        if !loaded.lines().any(|l| l.trim() == cert.to_string()) {
+            return None;
+        }
+        let applied = rt
+            .expect(
+                &HaCommand::SetSslCert(cert.clone(), haproxy::pem_payload(pem)),
+                "Transaction",
+            )
+            .and_then(|_| rt.expect(&HaCommand::CommitSslCert(cert), "Success!"));
+        Some(match applied {
+            Ok(_) => "Certificate applied to the running haproxy".to_string(),
+            Err(e) => format!("Stored; the running haproxy did not take it ({e}): reload to apply"),
+        })
+    }
+
     /// Reloads a running listener (so it reads new certificate files); None if not running.
     pub fn reload_if_running(&self, id: &ListenerId) -> Result<Option<String>, ListenerError> {
         let _g = lock(&self.ops);
@@ -404,11 +429,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
     /// its HAProxy is gone or does not answer).
     pub fn status(&self, id: &ListenerId) -> Status {
         let answers = self.running_pid(id).is_some()
-            && self
-                .paths(id)
-                .stats_rt()
-                .raw(&crate::haproxy::Command::ShowInfo)
-                .is_ok();
+            && self.paths(id).stats_rt().raw(&HaCommand::ShowInfo).is_ok();
         match (answers, self.should_run(id)) {
             (true, _) => Status::Active,
             (false, true) => Status::Error,

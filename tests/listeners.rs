@@ -341,3 +341,76 @@ fn a_killed_haproxy_comes_back_and_a_restarted_agent_adopts_it() {
         .unwrap();
     assert_eq!(now, restarted);
 }
+
+#[test]
+fn a_new_certificate_reaches_a_running_haproxy_without_a_reload() {
+    let pki = common::Pki::new();
+    let dir = TempDir::new("lst");
+    let agent = Agent::start(&dir, "");
+    let (fe, be) = (free_port(), http_backend());
+    let bundle = |name: &str| {
+        format!(
+            "{}{}",
+            std::fs::read_to_string(pki.file(&format!("{name}.key"))).unwrap(),
+            std::fs::read_to_string(pki.file(&format!("{name}.pem"))).unwrap()
+        )
+    };
+    // The legacy API creates the instance with its certificate; v0.1 runs it.
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        &format!("/instances/{LID}/certificates/localhost.pem"),
+        Some(&bundle("server")),
+    );
+    assert_eq!(r.status, 201);
+    let crt = dir.path(&format!("certs/{LID}/localhost.pem"));
+    let cfg = format!(
+        "global\n    maxconn 64\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+frontend fe\n    bind 127.0.0.1:{fe} ssl crt {}\n    default_backend be\nbackend be\n    server s1 127.0.0.1:{be}\n",
+        crt.display()
+    );
+    assert_eq!(upload(&agent, &dir, &cfg).status, 201);
+    assert_eq!(status(&agent, &dir)["type"], "TERMINATED_HTTPS");
+    assert_eq!(action(&agent, &dir, "start").status, 202);
+    let https = |ca: &str| {
+        curl(&[
+            "--cacert",
+            &pki.file(ca),
+            &format!("https://localhost:{fe}/"),
+        ])
+        .ok()
+    };
+    assert_eq!(https("ca.pem").map(|r| r.body).as_deref(), Some("ok"));
+    assert!(https("other-ca.pem").is_none());
+    let master_sock = dir.path(&format!("state/listeners/{LID}/run/master.sock"));
+    let reloads = |_: ()| {
+        let proc = haproxy_cli(&master_sock, "show proc");
+        proc.lines()
+            .find(|l| l.contains("master"))
+            .unwrap()
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    let before = reloads(());
+
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        &format!("/v0.1/listeners/{LID}/certificates/localhost.pem"),
+        Some(&bundle("server2")),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.json()["details"],
+        "Certificate applied to the running haproxy"
+    );
+    assert_eq!(https("other-ca.pem").map(|r| r.body).as_deref(), Some("ok"));
+    assert!(https("ca.pem").is_none());
+    assert_eq!(reloads(()), before, "no reload was needed");
+    // The stored file is the new one too, so a later restart serves it.
+    assert_eq!(std::fs::read_to_string(&crt).unwrap(), bundle("server2"));
+}

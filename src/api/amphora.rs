@@ -184,11 +184,15 @@ fn put_certificate(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiErr
             _ => err,
         }
     })?;
-    ctx.listeners
+    let file = ctx
+        .listeners
         .certs
         .put(&id, &name, &req.body)
         .map_err(internal)?;
-    Ok(ok(201))
+    Ok(match ctx.listeners.apply_cert_live(&id, &file, &req.body) {
+        Some(details) => Reply::json(201, &json!({ "message": "OK", "details": details })),
+        None => ok(201),
+    })
 }
 
 fn cert_not_found(name: &CertName) -> ApiError {

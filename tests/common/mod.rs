@@ -61,7 +61,8 @@ pub fn run(cmd: &mut Command) -> Output {
 }
 
 /// Test PKI made with the openssl CLI: a CA, a server certificate for 127.0.0.1/localhost,
-/// a client certificate, and a client certificate from another CA.
+/// a client certificate, and from another CA a client certificate and a second server
+/// certificate.
 pub struct Pki {
     pub dir: TempDir,
 }
@@ -92,6 +93,13 @@ impl Pki {
             "stranger",
             "/CN=stranger",
             "extendedKeyUsage=clientAuth\n",
+        );
+        leaf(
+            d,
+            "other-ca",
+            "server2",
+            "/CN=localhost",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
         );
         // A key that belongs to no certificate here.
         run(Command::new("openssl")
