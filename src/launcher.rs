@@ -15,7 +15,8 @@ use crate::names::ProxyName;
 
 /// Timeout of one command on a listener's sockets.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(5);
-const POLL: Duration = Duration::from_millis(20);
+/// How often a start or reload looks for its outcome: small, as it is the latency callers see.
+const POLL: Duration = Duration::from_millis(5);
 
 /// Where one listener's files live.
 /// The sockets' names inside the run directory (HAProxy takes them as `unix@<name>`).

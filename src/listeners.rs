@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::certs::{remove_tree, CertStore};
+use crate::certs::{self, remove_tree, CertStore};
 use crate::haproxy::{self, CertFile, Command as HaCommand};
 use crate::launcher::{self, Master, Paths};
 use crate::names::ListenerId;
 use crate::pools::{self, ListenerType, Pool};
 use crate::{logs, process, store};
 
+/// What `haproxy -c` says of a good config.
+const VALID: &str = "Configuration file is valid";
 /// Longest a `haproxy -c` may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a start or a reload may take to show a serving worker.
@@ -105,6 +107,8 @@ pub struct Listeners {
     /// Serializes changes (uploads, actions, supervision), so they never interleave.
     ops: Mutex<()>,
     running: Mutex<HashMap<ListenerId, Running>>,
+    /// md5 of the config bytes that last passed `haproxy -c`, per listener.
+    checked: Mutex<HashMap<ListenerId, String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,6 +123,7 @@ impl Listeners {
             certs: CertStore::new(cert_dir),
             ops: Mutex::new(()),
             running: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -201,7 +206,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         config: &[u8],
     ) -> Result<String, ListenerError> {
         let p = self.paths(id);
-        store::write_atomic(&p.agent_cfg, self.agent_cfg(id).as_bytes(), 0o640)?;
+        self.write_agent_cfg(id)?;
         let candidate = dir.join("haproxy.cfg.new");
         store::write_atomic(&candidate, config, 0o640)?;
         let checked = self.check(&candidate, &p.agent_cfg);
@@ -210,7 +215,32 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         }
         let out = checked?;
         store::rename_durable(&candidate, &p.cfg)?;
+        lock(&self.checked).insert(id.clone(), certs::md5_hex(config));
         Ok(out)
+    }
+
+    /// `haproxy -c` on the live config, unless these very bytes already passed it since the
+    /// agent started (an upload checks them; starting right after need not check again).
+    fn check_live(&self, id: &ListenerId) -> Result<String, ListenerError> {
+        let p = self.paths(id);
+        self.write_agent_cfg(id)?;
+        let sum = certs::md5_hex(&fs::read(&p.cfg)?);
+        if lock(&self.checked).get(id) == Some(&sum) {
+            return Ok(VALID.to_string());
+        }
+        let out = self.check(&p.cfg, &p.agent_cfg)?;
+        lock(&self.checked).insert(id.clone(), sum);
+        Ok(out)
+    }
+
+    /// Writes agent.cfg when it is missing or differs (it holds nothing that changes).
+    fn write_agent_cfg(&self, id: &ListenerId) -> io::Result<()> {
+        let p = self.paths(id);
+        let want = self.agent_cfg(id);
+        if fs::read(&p.agent_cfg).ok().as_deref() != Some(want.as_bytes()) {
+            store::write_atomic(&p.agent_cfg, want.as_bytes(), 0o640)?;
+        }
+        Ok(())
     }
 
     /// The stored config, byte for byte.
@@ -306,8 +336,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
 
     fn start_locked(&self, id: &ListenerId, action: Action) -> Result<String, ListenerError> {
         let p = self.paths(id);
-        store::write_atomic(&p.agent_cfg, self.agent_cfg(id).as_bytes(), 0o640)?;
-        let checked = self.check(&p.cfg, &p.agent_cfg).map_err(|e| match e {
+        let checked = self.check_live(id).map_err(|e| match e {
             ListenerError::Invalid(out) => ListenerError::Failed(action, out),
             other => other,
         })?;
@@ -343,7 +372,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
                 let _ = store::write_atomic(&p.cfg, &good, 0o640);
             }
         };
-        let checked = match self.check(&p.cfg, &p.agent_cfg) {
+        let checked = match self.check_live(id) {
             Ok(out) => out,
             Err(ListenerError::Invalid(out)) => {
                 restore_last_good();
@@ -418,6 +447,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
             was_running = true;
         }
         remove_tree(&self.dir(id))?;
+        lock(&self.checked).remove(id);
         Ok(if was_running {
             format!("haproxy daemon for {id} stopped")
         } else {
@@ -583,5 +613,5 @@ fn summary_line(check_output: &str) -> &str {
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
-        .map_or("Configuration file is valid", str::trim)
+        .map_or(VALID, str::trim)
 }

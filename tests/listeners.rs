@@ -183,6 +183,23 @@ fn lifecycle_with_traffic_status_and_reloads() {
         serde_json::json!({"member-maint": "MAINT"})
     );
 
+    // A bad upload to a running listener: 400, and the old config goes on serving.
+    let r = upload(&agent, &dir, "global\n    no-such-keyword\n");
+    assert_eq!(r.status, 400);
+    assert!(r.json()["details"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-keyword"));
+    assert_eq!(lb.get().as_deref(), Some("ok"));
+    let live = call(
+        &agent,
+        &dir,
+        "GET",
+        &format!("/v0.1/listeners/{LID}/haproxy"),
+        None,
+    );
+    assert_eq!(live.body, lb.config("v21"));
+
     // A reload that HAProxy refuses at run time (its port is taken): old workers keep serving,
     // the live config goes back to the last good one, and the caller sees HAProxy's words.
     let good = lb.config("v21");
