@@ -269,6 +269,18 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         store::write_atomic(&self.desired_path(id), body.as_bytes(), 0o640)
     }
 
+    /// Remembers a listener's (new) master, with a clean crash record.
+    fn track(&self, id: ListenerId, master: Master) {
+        lock(&self.running).insert(
+            id,
+            Running {
+                master,
+                failures: 0,
+                retry_at: None,
+            },
+        );
+    }
+
     /// The pid of a listener's running master, reaping it if it died.
     fn running_pid(&self, id: &ListenerId) -> Option<u32> {
         let mut running = lock(&self.running);
@@ -345,14 +357,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
             .map_err(|out| ListenerError::Failed(action, out))?;
         let pid = master.pid();
         self.remember_good(id);
-        lock(&self.running).insert(
-            id.clone(),
-            Running {
-                master,
-                failures: 0,
-                retry_at: None,
-            },
-        );
+        self.track(id.clone(), master);
         Ok(format!(
             "{}\nhaproxy daemon for {id} started (pid {pid})",
             summary_line(&checked)
@@ -506,14 +511,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
                         "listener {id}: adopted haproxy (pid {})",
                         master.pid()
                     ));
-                    lock(&self.running).insert(
-                        id,
-                        Running {
-                            master,
-                            failures: 0,
-                            retry_at: None,
-                        },
-                    );
+                    self.track(id, master);
                 }
                 None => match self.start_locked(&id, Action::Start) {
                     Ok(msg) => logs::info(&format!("listener {id}: {}", msg.replace('\n', "; "))),
@@ -561,14 +559,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
                         "listener {id}: haproxy restarted (pid {})",
                         master.pid()
                     ));
-                    lock(&self.running).insert(
-                        id,
-                        Running {
-                            master,
-                            failures: 0,
-                            retry_at: None,
-                        },
-                    );
+                    self.track(id, master);
                 }
                 Err(out) => {
                     let mut running = lock(&self.running);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{curl, run, Agent, Resp, TempDir};
+use common::{call, run, Agent, TempDir};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
@@ -11,19 +11,6 @@ const AMP: &str = "6e2bc8a0-2548-4fb7-a5f0-fb1ef4a696ce";
 const LID: &str = "04bff5c3-5862-4a13-b9e3-9b440d0ed50a";
 
 const GOOD_CFG: &str = "# Config file for 04bff5c3\nglobal\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind 127.0.0.1:8443\n    default_backend be\nbackend be\n    server s1 127.0.0.1:9 check\n";
-
-fn req(method: &str, agent: &Agent, path: &str, body: Option<&[u8]>, dir: &TempDir) -> Resp {
-    let url = agent.url("http", path);
-    let mut args = vec!["-X".to_string(), method.to_string(), url];
-    if let Some(b) = body {
-        let f = dir.path("body.tmp");
-        std::fs::write(&f, b).unwrap();
-        args.push("--data-binary".into());
-        args.push(format!("@{}", f.display()));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    curl(&args).unwrap()
-}
 
 fn upload_path(id: &str) -> String {
     format!("/v0.1/listeners/{AMP}/{id}/haproxy")
@@ -33,24 +20,24 @@ fn upload_path(id: &str) -> String {
 fn upload_get_and_delete_a_listener_config() {
     let dir = TempDir::new("amp");
     let agent = Agent::start(&dir, "");
-    let r = req(
-        "PUT",
+    let r = call(
         &agent,
+        &dir,
+        "PUT",
         &upload_path(LID),
         Some(GOOD_CFG.as_bytes()),
-        &dir,
     );
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(
         r.json(),
         serde_json::json!({"message": "OK", "details": "Configuration file is valid"})
     );
-    let r = req(
-        "GET",
+    let r = call(
         &agent,
+        &dir,
+        "GET",
         &format!("/v0.1/listeners/{LID}/haproxy"),
         None,
-        &dir,
     );
     assert_eq!(r.status, 200);
     assert!(r.header("Content-Type").unwrap().starts_with("text/plain"));
@@ -60,7 +47,7 @@ fn upload_get_and_delete_a_listener_config() {
 
     // A bad upload: 400 with HAProxy's own words, and the live config is untouched.
     let bad = format!("{GOOD_CFG}BAD_LINE\n");
-    let r = req("PUT", &agent, &upload_path(LID), Some(bad.as_bytes()), &dir);
+    let r = call(&agent, &dir, "PUT", &upload_path(LID), Some(bad.as_bytes()));
     assert_eq!(r.status, 400);
     let v = r.json();
     assert_eq!(v["message"], "Invalid request");
@@ -73,34 +60,34 @@ fn upload_get_and_delete_a_listener_config() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    let r = req(
-        "DELETE",
+    let r = call(
         &agent,
+        &dir,
+        "DELETE",
         &format!("/v0.1/listeners/{LID}"),
         None,
-        &dir,
     );
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), serde_json::json!({"message": "OK"}));
     assert!(!stored.parent().unwrap().exists());
-    let r = req(
-        "GET",
+    let r = call(
         &agent,
+        &dir,
+        "GET",
         &format!("/v0.1/listeners/{LID}/haproxy"),
         None,
-        &dir,
     );
     assert_eq!(r.status, 404);
     assert_eq!(
         r.json(),
         serde_json::json!({"message": "Listener Not Found", "details": format!("No listener with UUID: {LID}"), "code": 404})
     );
-    let r = req(
-        "DELETE",
+    let r = call(
         &agent,
+        &dir,
+        "DELETE",
         &format!("/v0.1/listeners/{LID}"),
         None,
-        &dir,
     );
     assert_eq!(r.status, 404);
 }
@@ -109,16 +96,16 @@ fn upload_get_and_delete_a_listener_config() {
 fn a_first_upload_that_fails_leaves_no_listener() {
     let dir = TempDir::new("amp");
     let agent = Agent::start(&dir, "");
-    let r = req(
-        "PUT",
+    let r = call(
         &agent,
+        &dir,
+        "PUT",
         &upload_path("new-one"),
         Some(b"global\n    bogus_keyword\n"),
-        &dir,
     );
     assert_eq!(r.status, 400);
     assert!(!dir.path("state/listeners/new-one").exists());
-    let r = req("GET", &agent, "/v0.1/listeners/new-one/haproxy", None, &dir);
+    let r = call(&agent, &dir, "GET", "/v0.1/listeners/new-one/haproxy", None);
     assert_eq!(r.status, 404);
 }
 
@@ -134,12 +121,12 @@ fn bad_ids_are_refused_before_any_file_access() {
         "a.b",
         "%2e%2e%2f%2e%2e%2fetc",
     ] {
-        let r = req(
-            "PUT",
+        let r = call(
             &agent,
+            &dir,
+            "PUT",
             &upload_path(id),
             Some(GOOD_CFG.as_bytes()),
-            &dir,
         );
         assert_eq!(r.status, 400, "{id}: {}", r.body);
     }
@@ -150,18 +137,15 @@ fn bad_ids_are_refused_before_any_file_access() {
 fn a_missing_haproxy_binary_is_503() {
     let dir = TempDir::new("amp");
     let agent = Agent::start(&dir, "haproxy: /nonexistent/haproxy\n");
-    let r = req(
-        "PUT",
+    let r = call(
         &agent,
+        &dir,
+        "PUT",
         &upload_path(LID),
         Some(GOOD_CFG.as_bytes()),
-        &dir,
     );
     assert_eq!(r.status, 503);
-    assert!(r.json()["details"]
-        .as_str()
-        .unwrap()
-        .contains("/nonexistent/haproxy"));
+    assert!(r.details().contains("/nonexistent/haproxy"));
 }
 
 /// Key + self-signed certificate PEM bundles of every supported kind, made by openssl.
@@ -247,23 +231,23 @@ fn listener_certificates() {
     // Unknown listener: 404 for every method.
     let good = pems.bundle("rsa-pkcs1");
     for m in ["PUT", "GET", "DELETE"] {
-        let r = req(
-            m,
+        let r = call(
             &agent,
+            &dir,
+            m,
             &cert_url("www.example.com.pem"),
             Some(good.as_bytes()),
-            &dir,
         );
         assert_eq!(r.status, 404, "{m}");
         assert_eq!(r.json()["message"], "Listener Not Found");
     }
     assert_eq!(
-        req(
-            "PUT",
+        call(
             &agent,
+            &dir,
+            "PUT",
             &upload_path(LID),
-            Some(GOOD_CFG.as_bytes()),
-            &dir
+            Some(GOOD_CFG.as_bytes())
         )
         .status,
         201
@@ -271,16 +255,16 @@ fn listener_certificates() {
 
     for kind in ["rsa-pkcs1", "rsa-pkcs8", "ec-sec1", "ec-pkcs8"] {
         let pem = pems.bundle(kind);
-        let r = req(
-            "PUT",
+        let r = call(
             &agent,
+            &dir,
+            "PUT",
             &cert_url("www.example.com.pem"),
             Some(pem.as_bytes()),
-            &dir,
         );
         assert_eq!(r.status, 201, "{kind}: {}", r.body);
         assert_eq!(r.json(), serde_json::json!({"message": "OK"}));
-        let r = req("GET", &agent, &cert_url("www.example.com.pem"), None, &dir);
+        let r = call(&agent, &dir, "GET", &cert_url("www.example.com.pem"), None);
         assert_eq!(r.status, 200);
         // md5sum(1) of exactly the uploaded bytes.
         let expected = {
@@ -328,12 +312,12 @@ fn listener_certificates() {
         ("garbage", "this is not PEM at all", "No certificate found"),
         ("empty", "", "No certificate found"),
     ] {
-        let r = req(
-            "PUT",
+        let r = call(
             &agent,
+            &dir,
+            "PUT",
             &cert_url("other.pem"),
             Some(body.as_bytes()),
-            &dir,
         );
         assert_eq!(r.status, 400, "{what}: {}", r.body);
         assert_eq!(r.json()["message"], message, "{what}");
@@ -345,23 +329,23 @@ fn listener_certificates() {
     assert!(!dir.path(&format!("certs/{LID}/other.pem")).exists());
 
     // Wildcard names are stored as WILDCARD.
-    let r = req(
-        "PUT",
+    let r = call(
         &agent,
+        &dir,
+        "PUT",
         &cert_url("%2A.example.com.pem"),
         Some(good.as_bytes()),
-        &dir,
     );
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(dir
         .path(&format!("certs/{LID}/WILDCARD.example.com.pem"))
         .exists());
-    let r = req(
-        "GET",
+    let r = call(
         &agent,
+        &dir,
+        "GET",
         &cert_url("WILDCARD.example.com.pem"),
         None,
-        &dir,
     );
     assert_eq!(r.status, 200);
 
@@ -376,25 +360,25 @@ fn listener_certificates() {
         "a%2Fb.pem",
         long.as_str(),
     ] {
-        let r = req("PUT", &agent, &cert_url(name), Some(good.as_bytes()), &dir);
+        let r = call(&agent, &dir, "PUT", &cert_url(name), Some(good.as_bytes()));
         assert_eq!(r.status, 400, "{name}: {}", r.body);
     }
 
     // Delete: 200, then 404 Certificate Not Found.
-    let r = req(
-        "DELETE",
+    let r = call(
         &agent,
+        &dir,
+        "DELETE",
         &cert_url("www.example.com.pem"),
         None,
-        &dir,
     );
     assert_eq!(r.status, 200);
-    let r = req(
-        "DELETE",
+    let r = call(
         &agent,
+        &dir,
+        "DELETE",
         &cert_url("www.example.com.pem"),
         None,
-        &dir,
     );
     assert_eq!(r.status, 404);
     assert_eq!(
@@ -402,18 +386,18 @@ fn listener_certificates() {
         serde_json::json!({"message": "Certificate Not Found", "details": "No certificate with file name: www.example.com.pem", "code": 404})
     );
     assert_eq!(
-        req("GET", &agent, &cert_url("www.example.com.pem"), None, &dir).status,
+        call(&agent, &dir, "GET", &cert_url("www.example.com.pem"), None).status,
         404
     );
 
     // Deleting the listener removes its certificates too.
     assert_eq!(
-        req(
-            "DELETE",
+        call(
             &agent,
+            &dir,
+            "DELETE",
             &format!("/v0.1/listeners/{LID}"),
-            None,
-            &dir
+            None
         )
         .status,
         200

@@ -2,22 +2,9 @@
 
 mod common;
 
-use common::{curl, free_port, haproxy_pids, http_backend, Agent, Pki, Resp, TempDir};
+use common::{call, curl, free_port, haproxy_pids, http_backend, Agent, Pki, TempDir};
 
 const IID: &str = "635bbdc6-65cd-41fc-b879-22c02aaf8951";
-
-fn call(agent: &Agent, dir: &TempDir, method: &str, path: &str, body: Option<&str>) -> Resp {
-    let url = agent.url("http", path);
-    let mut args = vec!["-X".to_string(), method.to_string(), url];
-    if let Some(b) = body {
-        let f = dir.path("body.tmp");
-        std::fs::write(&f, b).unwrap();
-        args.push("--data-binary".into());
-        args.push(format!("@{}", f.display()));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    curl(&args).unwrap()
-}
 
 fn config(bind: &str, backend: u16) -> String {
     format!(
@@ -40,7 +27,7 @@ fn instances_lifecycle_in_plain_text() {
         &dir,
         "PUT",
         &format!("/instances/{IID}/haproxy"),
-        Some(&config(&format!("127.0.0.1:{fe}"), be)),
+        Some(config(&format!("127.0.0.1:{fe}"), be).as_bytes()),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(
@@ -73,7 +60,7 @@ fn instances_lifecycle_in_plain_text() {
         &dir,
         "PUT",
         &format!("/instances/{IID}/haproxy"),
-        Some("global\n    nonsense\n"),
+        Some(b"global\n    nonsense\n"),
     );
     assert_eq!(r.status, 409);
     assert!(r.body.starts_with("Invalid configuration\n"), "{}", r.body);
@@ -87,7 +74,7 @@ fn instances_lifecycle_in_plain_text() {
         &dir,
         "PUT",
         &format!("/instances/{IID}/certificates/x.pem"),
-        Some("garbage"),
+        Some(b"garbage"),
     );
     assert_eq!((r.status, r.body.as_str()), (409, "No certificate found"));
 
@@ -144,7 +131,7 @@ fn certificates_first_then_a_terminated_https_instance() {
         std::fs::read_to_string(pki.file("server.pem")).unwrap()
     );
     let cert_path = format!("/instances/{IID}/certificates/localhost.pem");
-    let r = call(&agent, &dir, "PUT", &cert_path, Some(&bundle));
+    let r = call(&agent, &dir, "PUT", &cert_path, Some(bundle.as_bytes()));
     assert_eq!((r.status, r.body.as_str()), (201, "OK"));
     assert_eq!(
         call(&agent, &dir, "GET", &format!("/instances/{IID}"), None).body,
@@ -162,7 +149,7 @@ fn certificates_first_then_a_terminated_https_instance() {
         &dir,
         "PUT",
         &format!("/instances/{IID}/haproxy"),
-        Some(&cfg),
+        Some(cfg.as_bytes()),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let https = curl(&[
@@ -174,7 +161,7 @@ fn certificates_first_then_a_terminated_https_instance() {
     assert_eq!(https.body, "ok");
 
     // A new certificate for a running instance: stored, and HAProxy reloaded to use it.
-    let r = call(&agent, &dir, "PUT", &cert_path, Some(&bundle));
+    let r = call(&agent, &dir, "PUT", &cert_path, Some(bundle.as_bytes()));
     assert_eq!(r.status, 201);
     assert!(
         r.body.starts_with("OK\n") && r.body.contains("reloaded"),

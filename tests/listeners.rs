@@ -5,7 +5,7 @@
 mod common;
 
 use common::{
-    curl, free_port, haproxy_cli, haproxy_pids, http_backend, wait_for, Agent, Resp, TempDir,
+    call, curl, free_port, haproxy_cli, haproxy_pids, http_backend, wait_for, Agent, Resp, TempDir,
 };
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -46,26 +46,13 @@ backend pool-1\n    server member-up 127.0.0.1:{up} check inter 100 rise 1 fall 
     }
 }
 
-fn call(agent: &Agent, dir: &TempDir, method: &str, path: &str, body: Option<&str>) -> Resp {
-    let url = agent.url("http", path);
-    let mut args = vec!["-X".to_string(), method.to_string(), url];
-    if let Some(b) = body {
-        let f = dir.path("body.tmp");
-        std::fs::write(&f, b).unwrap();
-        args.push("--data-binary".into());
-        args.push(format!("@{}", f.display()));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    curl(&args).unwrap()
-}
-
 fn upload(agent: &Agent, dir: &TempDir, cfg: &str) -> Resp {
     call(
         agent,
         dir,
         "PUT",
         &format!("/v0.1/listeners/{AMP}/{LID}/haproxy"),
-        Some(cfg),
+        Some(cfg.as_bytes()),
     )
 }
 
@@ -111,17 +98,14 @@ fn lifecycle_with_traffic_status_and_reloads() {
 
     let r = action(&agent, &dir, "start");
     assert_eq!(r.status, 202, "{}", r.body);
-    let details = r.json()["details"].as_str().unwrap().to_string();
+    let details = r.details().to_string();
     assert!(
         details.starts_with("Configuration file is valid\nhaproxy daemon for"),
         "{details}"
     );
     assert!(details.contains("started (pid "), "{details}");
     let again = action(&agent, &dir, "start");
-    assert!(again.json()["details"]
-        .as_str()
-        .unwrap()
-        .contains("already running"));
+    assert!(again.details().contains("already running"));
     assert_eq!(lb.get().as_deref(), Some("ok"));
 
     // One member in maintenance, set over the listener's own socket as an operator would.
@@ -166,10 +150,7 @@ fn lifecycle_with_traffic_status_and_reloads() {
         );
         let r = action(&agent, &dir, "reload");
         assert_eq!(r.status, 202, "reload {i}: {}", r.body);
-        assert!(r.json()["details"]
-            .as_str()
-            .unwrap()
-            .contains("reloaded (new worker pid"));
+        assert!(r.details().contains("reloaded (new worker pid"));
     }
     stop.store(true, Ordering::SeqCst);
     load.join().unwrap();
@@ -186,10 +167,7 @@ fn lifecycle_with_traffic_status_and_reloads() {
     // A bad upload to a running listener: 400, and the old config goes on serving.
     let r = upload(&agent, &dir, "global\n    no-such-keyword\n");
     assert_eq!(r.status, 400);
-    assert!(r.json()["details"]
-        .as_str()
-        .unwrap()
-        .contains("no-such-keyword"));
+    assert!(r.details().contains("no-such-keyword"));
     assert_eq!(lb.get().as_deref(), Some("ok"));
     let live = call(
         &agent,
@@ -216,14 +194,7 @@ fn lifecycle_with_traffic_status_and_reloads() {
     let r = action(&agent, &dir, "reload");
     assert_eq!(r.status, 500, "{}", r.body);
     assert_eq!(r.json()["message"], "Error reloading haproxy");
-    assert!(
-        r.json()["details"]
-            .as_str()
-            .unwrap()
-            .contains("cannot bind"),
-        "{}",
-        r.body
-    );
+    assert!(r.details().contains("cannot bind"), "{}", r.body);
     assert_eq!(lb.get().as_deref(), Some("ok"));
     let live = call(
         &agent,
@@ -238,24 +209,16 @@ fn lifecycle_with_traffic_status_and_reloads() {
     // Stop, then stop again, then delete.
     let r = action(&agent, &dir, "stop");
     assert_eq!(r.status, 202);
-    assert!(r.json()["details"].as_str().unwrap().ends_with("stopped"));
-    assert!(action(&agent, &dir, "stop").json()["details"]
-        .as_str()
-        .unwrap()
+    assert!(r.details().ends_with("stopped"));
+    assert!(action(&agent, &dir, "stop")
+        .details()
         .contains("not running"));
     assert_eq!(lb.get(), None);
     assert_eq!(status(&agent, &dir)["status"], "STOPPED");
     assert!(master_pids(&dir).is_empty());
     // Reload of a stopped listener starts it.
     let r = action(&agent, &dir, "reload");
-    assert!(
-        r.json()["details"]
-            .as_str()
-            .unwrap()
-            .contains("started (pid"),
-        "{}",
-        r.body
-    );
+    assert!(r.details().contains("started (pid"), "{}", r.body);
     assert_eq!(lb.get().as_deref(), Some("ok"));
     let r = call(
         &agent,
@@ -290,14 +253,7 @@ fn a_start_that_fails_reports_haproxys_words() {
     let r = action(&agent, &dir, "start");
     assert_eq!(r.status, 500);
     assert_eq!(r.json()["message"], "Error starting haproxy");
-    assert!(
-        r.json()["details"]
-            .as_str()
-            .unwrap()
-            .contains("cannot bind"),
-        "{}",
-        r.body
-    );
+    assert!(r.details().contains("cannot bind"), "{}", r.body);
     assert_eq!(status(&agent, &dir)["status"], "ERROR");
     drop(taken);
 }
@@ -378,7 +334,7 @@ fn a_new_certificate_reaches_a_running_haproxy_without_a_reload() {
         &dir,
         "PUT",
         &format!("/instances/{LID}/certificates/localhost.pem"),
-        Some(&bundle("server")),
+        Some(bundle("server").as_bytes()),
     );
     assert_eq!(r.status, 201);
     let crt = dir.path(&format!("certs/{LID}/localhost.pem"));
@@ -418,7 +374,7 @@ frontend fe\n    bind 127.0.0.1:{fe} ssl crt {}\n    default_backend be\nbackend
         &dir,
         "PUT",
         &format!("/v0.1/listeners/{LID}/certificates/localhost.pem"),
-        Some(&bundle("server2")),
+        Some(bundle("server2").as_bytes()),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(

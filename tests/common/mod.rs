@@ -402,6 +402,14 @@ impl Resp {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The JSON body's `details`, as text.
+    pub fn details(&self) -> String {
+        self.json()["details"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -518,4 +526,19 @@ pub fn haproxy_pids(needle: &str) -> Vec<u32> {
         }
     }
     pids
+}
+
+/// `method path` on the agent over plain HTTP, with an optional body sent from a file in `dir`
+/// (as `curl --data-binary @file` would).
+pub fn call(agent: &Agent, dir: &TempDir, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
+    let url = agent.url("http", path);
+    let mut args = vec!["-X".to_string(), method.to_string(), url];
+    if let Some(b) = body {
+        let f = dir.path("body.tmp");
+        std::fs::write(&f, b).unwrap();
+        args.push("--data-binary".into());
+        args.push(format!("@{}", f.display()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    curl(&args).unwrap()
 }
