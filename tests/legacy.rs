@@ -77,6 +77,25 @@ fn instances_lifecycle_in_plain_text() {
         Some(b"garbage"),
     );
     assert_eq!((r.status, r.body.as_str()), (409, "No certificate found"));
+    let pki = Pki::new();
+    let read = |f: &str| std::fs::read_to_string(pki.file(f)).unwrap();
+    for (body, message) in [
+        (read("server.key"), "No certificate found"),
+        (read("server.pem"), "No RSA key found"),
+        (
+            format!("{}{}", read("server.key"), read("client.pem")),
+            "Certificate and key do not match",
+        ),
+    ] {
+        let r = call(
+            &agent,
+            &dir,
+            "PUT",
+            &format!("/instances/{IID}/certificates/x.pem"),
+            Some(body.as_bytes()),
+        );
+        assert_eq!((r.status, r.body.as_str()), (409, message));
+    }
 
     // Unknown methods and URLs on these paths: 403.
     for (m, p) in [

@@ -114,6 +114,10 @@ fn lifecycle_with_traffic_status_and_reloads() {
         haproxy_cli(&sock, "set server pool-1/member-maint state maint").trim(),
         ""
     );
+    assert_eq!(
+        haproxy_cli(&sock, "set weight pool-1/member-up 42").trim(),
+        ""
+    );
     wait_for("member states", Duration::from_secs(10), || {
         status(&agent, &dir)["pools"][0]["members"]
             == serde_json::json!([{"member-up": "UP"}, {"member-down": "DOWN"}, {"member-maint": "MAINT"}])
@@ -158,11 +162,13 @@ fn lifecycle_with_traffic_status_and_reloads() {
     eprintln!("requests during 20 reloads: {ok} ok, {failed} failed");
     assert!(ok > 20, "the load client barely ran: {ok}");
     assert_eq!(failed, 0, "{failed} requests failed during reloads");
-    // The maintenance state survived every reload.
+    // The maintenance state and the changed weight survived every reload.
     assert_eq!(
         status(&agent, &dir)["pools"][0]["members"][2],
         serde_json::json!({"member-maint": "MAINT"})
     );
+    let weight = haproxy_cli(&sock, "get weight pool-1/member-up");
+    assert!(weight.starts_with("42 "), "{weight}");
 
     // A bad upload to a running listener: 400, and the old config goes on serving.
     let r = upload(&agent, &dir, "global\n    no-such-keyword\n");
