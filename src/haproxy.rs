@@ -26,6 +26,7 @@ pub enum Command {
     /// `set ssl cert <file> <<` with a validated PEM payload.
     SetSslCert(CertFile, String),
     CommitSslCert(CertFile),
+    AbortSslCert(CertFile),
     /// Master CLI.
     ShowProc,
     /// Master CLI.
@@ -86,6 +87,7 @@ impl Command {
             // The payload ends at the first empty line, so it holds none.
             Command::SetSslCert(f, pem) => format!("set ssl cert {f} <<\n{pem}\n"),
             Command::CommitSslCert(f) => format!("commit ssl cert {f}"),
+            Command::AbortSslCert(f) => format!("abort ssl cert {f}"),
             Command::ShowProc => "show proc".into(),
             Command::Reload => "reload".into(),
         }

@@ -142,6 +142,8 @@ pub fn start(haproxy: &Path, p: &Paths, timeout: Duration) -> Result<Master, Str
     let _ = fs::remove_file(&p.pidfile);
     let mut child = Command::new(haproxy)
         .current_dir(&p.run)
+        // Foreground, whatever the config says (`daemon` would fork away from the agent).
+        .arg("-db")
         .arg("-W")
         .arg("-S")
         .arg(format!("unix@{MASTER_SOCK}"))
@@ -217,14 +219,31 @@ pub fn reload(p: &Paths, timeout: Duration) -> Result<u32, String> {
             return Err(log_since(p, offset));
         }
         let new = now.workers.iter().find(|w| !before.workers.contains(w));
+        // Listed is not yet serving: the worker still sets up (chroot, user) after its fork.
+        // It serves once it answers on the stats socket, which the old workers have let go.
         if let (true, Some(&pid)) = (now.reloads > before.reloads, new) {
-            return Ok(pid);
+            if serving_pid(p) == Some(pid) {
+                return Ok(pid);
+            }
         }
     }
     Err(format!(
         "{}reload not confirmed within {timeout:?}",
         log_since(p, offset)
     ))
+}
+
+/// The pid of the worker answering on the stats socket.
+fn serving_pid(p: &Paths) -> Option<u32> {
+    haproxy::parse_info(&p.stats_rt().raw(&Cli::ShowInfo).ok()?)
+        .into_iter()
+        .find(|(k, _)| k == "Pid")
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
+/// Whether the master has at least one worker.
+pub fn has_workers(p: &Paths) -> bool {
+    p.proc().is_some_and(|pr| !pr.workers.is_empty())
 }
 
 /// A master left running by an earlier agent for these paths, if there is one.

@@ -93,17 +93,32 @@ pub struct Summary {
     pub kind: ListenerType,
 }
 
-/// A running (or crashed) HAProxy of one listener.
+/// The HAProxy of one listener that should run: its master while there is one, and the
+/// record of failed (re)starts.
 struct Running {
-    master: Master,
+    master: Option<Master>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// Supervision passes that found the master without workers.
+    idle: u32,
+}
+
+impl Running {
+    /// Should run, does not.
+    fn down() -> Self {
+        Running {
+            master: None,
+            failures: 0,
+            retry_at: None,
+            idle: 0,
+        }
+    }
 }
 
 pub struct Listeners {
     root: PathBuf,
     haproxy: PathBuf,
-    pub certs: CertStore,
+    certs: CertStore,
     /// Serializes changes (uploads, actions, supervision), so they never interleave.
     ops: Mutex<()>,
     running: Mutex<HashMap<ListenerId, Running>>,
@@ -133,6 +148,13 @@ impl Listeners {
 
     fn paths(&self, id: &ListenerId) -> Paths {
         Paths::new(&self.dir(id))
+    }
+
+    /// Runs `f` (a certificate change) serialized with every other change to listeners, so it
+    /// cannot interleave with a delete.
+    pub fn locked<T>(&self, f: impl FnOnce(&CertStore) -> T) -> T {
+        let _g = lock(&self.ops);
+        f(&self.certs)
     }
 
     /// A listener exists when any file of it exists.
@@ -173,8 +195,15 @@ global\n    stats socket unix@{} mode 600 level admin\n",
             "-f".as_ref(),
             agent_cfg.as_os_str(),
         ];
-        let out = process::run(self.haproxy.as_os_str(), &args, CHECK_TIMEOUT)
-            .map_err(|e| ListenerError::Unavailable(format!("{}: {e}", self.haproxy.display())))?;
+        // In the run directory, where HAProxy runs: relative paths mean the same to both.
+        let run = cfg.parent().map(|dir| dir.join("run"));
+        let out = process::run(
+            self.haproxy.as_os_str(),
+            &args,
+            run.as_deref(),
+            CHECK_TIMEOUT,
+        )
+        .map_err(|e| ListenerError::Unavailable(format!("{}: {e}", self.haproxy.display())))?;
         if out.success {
             Ok(out.text)
         } else {
@@ -188,7 +217,8 @@ global\n    stats socket unix@{} mode 600 level admin\n",
     pub fn upload(&self, id: &ListenerId, config: &[u8]) -> Result<String, ListenerError> {
         let _g = lock(&self.ops);
         let dir = self.dir(id);
-        let existed = self.exists(id);
+        // Only the state directory counts: certificates alone do not make a config.
+        let existed = dir.exists();
         store::ensure_dir(&self.root, 0o750)?;
         store::ensure_dir(&dir, 0o750)?;
         store::ensure_dir(&dir.join("run"), 0o700)?;
@@ -274,9 +304,8 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         lock(&self.running).insert(
             id,
             Running {
-                master,
-                failures: 0,
-                retry_at: None,
+                master: Some(master),
+                ..Running::down()
             },
         );
     }
@@ -284,8 +313,22 @@ global\n    stats socket unix@{} mode 600 level admin\n",
     /// The pid of a listener's running master, reaping it if it died.
     fn running_pid(&self, id: &ListenerId) -> Option<u32> {
         let mut running = lock(&self.running);
-        let r = running.get_mut(id)?;
-        r.master.alive().then(|| r.master.pid())
+        let m = running.get_mut(id)?.master.as_mut()?;
+        m.alive().then(|| m.pid())
+    }
+
+    /// Takes over a master an earlier agent left running for this listener, if untracked.
+    fn adopt_untracked(&self, id: &ListenerId) {
+        if self.running_pid(id).is_some() {
+            return;
+        }
+        if let Some(master) = launcher::adopt(&self.paths(id)) {
+            logs::info(&format!(
+                "listener {id}: adopted haproxy (pid {})",
+                master.pid()
+            ));
+            self.track(id.clone(), master);
+        }
     }
 
     /// start / stop / reload. Returns what happened, for the caller to show.
@@ -294,6 +337,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         if !self.paths(id).cfg.exists() {
             return Err(ListenerError::NotFound);
         }
+        self.adopt_untracked(id);
         match (action, self.running_pid(id)) {
             (Action::Start, Some(pid)) => Ok(format!(
                 "haproxy daemon for {id} already running (pid {pid})"
@@ -330,7 +374,11 @@ global\n    stats socket unix@{} mode 600 level admin\n",
                 &HaCommand::SetSslCert(cert.clone(), haproxy::pem_payload(pem)),
                 "Transaction",
             )
-            .and_then(|_| rt.expect(&HaCommand::CommitSslCert(cert), "Success!"));
+            .and_then(|_| rt.expect(&HaCommand::CommitSslCert(cert.clone()), "Success!"));
+        if applied.is_err() {
+            // An open transaction would block the next update of this file.
+            let _ = rt.raw(&HaCommand::AbortSslCert(cert));
+        }
         Some(match applied {
             Ok(_) => "Certificate applied to the running haproxy".to_string(),
             Err(e) => format!("Stored; the running haproxy did not take it ({e}): reload to apply"),
@@ -365,8 +413,9 @@ global\n    stats socket unix@{} mode 600 level admin\n",
     }
 
     fn stop_locked(&self, id: &ListenerId) {
-        if let Some(mut r) = lock(&self.running).remove(id) {
-            launcher::stop(&mut r.master, STOP_GRACE);
+        let entry = lock(&self.running).remove(id);
+        if let Some(mut m) = entry.and_then(|r| r.master) {
+            launcher::stop(&mut m, STOP_GRACE);
         }
     }
 
@@ -493,8 +542,8 @@ global\n    stats socket unix@{} mode 600 level admin\n",
             .unwrap_or_default()
     }
 
-    /// At agent start: listeners that should run are adopted if their HAProxy still runs,
-    /// started otherwise.
+    /// At agent start, before requests are served: listeners that should run are adopted if
+    /// their HAProxy still runs, started otherwise.
     pub fn recover(&self) {
         let ids = match self.list_ids() {
             Ok(ids) => ids,
@@ -505,54 +554,71 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         };
         for id in ids.into_iter().filter(|id| self.should_run(id)) {
             let _g = lock(&self.ops);
-            match launcher::adopt(&self.paths(&id)) {
-                Some(master) => {
-                    logs::info(&format!(
-                        "listener {id}: adopted haproxy (pid {})",
-                        master.pid()
-                    ));
-                    self.track(id, master);
-                }
-                None => match self.start_locked(&id, Action::Start) {
-                    Ok(msg) => logs::info(&format!("listener {id}: {}", msg.replace('\n', "; "))),
-                    Err(e) => logs::error(&format!("listener {id}: cannot start: {e:?}")),
-                },
+            self.adopt_untracked(&id);
+            if self.running_pid(&id).is_some() {
+                continue;
+            }
+            match self.start_locked(&id, Action::Start) {
+                Ok(msg) => logs::info(&format!("listener {id}: {}", msg.replace('\n', "; "))),
+                // The supervisor tries again, with back-off.
+                Err(e) => logs::error(&format!("listener {id}: cannot start: {e:?}")),
             }
         }
     }
 
-    /// One supervision pass: an HAProxy that should run but died is restarted, with back-off.
+    /// One supervision pass over the listeners that should run: a HAProxy that died, a master
+    /// left without workers, or a start that failed is (re)started, with back-off.
     pub fn supervise(&self) {
-        let ids: Vec<ListenerId> = lock(&self.running).keys().cloned().collect();
+        let Ok(ids) = self.list_ids() else { return };
         for id in ids {
             let _g = lock(&self.ops);
-            let due = {
-                let mut running = lock(&self.running);
-                let Some(r) = running.get_mut(&id) else {
-                    continue;
-                };
-                if r.master.alive() {
-                    r.failures = 0;
-                    r.retry_at = None;
+            if !self.should_run(&id) {
+                continue;
+            }
+            let p = self.paths(&id);
+            if self.running_pid(&id).is_some() {
+                if launcher::has_workers(&p) {
+                    if let Some(r) = lock(&self.running).get_mut(&id) {
+                        (r.failures, r.retry_at, r.idle) = (0, None, 0);
+                    }
                     continue;
                 }
-                let now = Instant::now();
+                // A master without workers serves nothing: give it one more pass, then replace it.
+                let master = {
+                    let mut running = lock(&self.running);
+                    let Some(r) = running.get_mut(&id) else {
+                        continue;
+                    };
+                    r.idle += 1;
+                    if r.idle < 2 {
+                        continue;
+                    }
+                    r.master.take()
+                };
+                if let Some(mut m) = master {
+                    logs::warn(&format!(
+                        "listener {id}: haproxy (pid {}) has no workers",
+                        m.pid()
+                    ));
+                    launcher::stop(&mut m, STOP_GRACE);
+                }
+            }
+            let now = Instant::now();
+            let due = {
+                let mut running = lock(&self.running);
+                let r = running.entry(id.clone()).or_insert_with(Running::down);
                 match r.retry_at {
                     None => {
-                        logs::warn(&format!(
-                            "listener {id}: haproxy (pid {}) is gone",
-                            r.master.pid()
-                        ));
+                        logs::warn(&format!("listener {id}: haproxy is not running"));
                         r.retry_at = Some(now + backoff(r.failures));
                         false
                     }
                     Some(t) => t <= now,
                 }
             };
-            if !due || !self.should_run(&id) {
+            if !due {
                 continue;
             }
-            let p = self.paths(&id);
             match launcher::start(&self.haproxy, &p, READY_TIMEOUT) {
                 Ok(master) => {
                     logs::info(&format!(
@@ -562,8 +628,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
                     self.track(id, master);
                 }
                 Err(out) => {
-                    let mut running = lock(&self.running);
-                    if let Some(r) = running.get_mut(&id) {
+                    if let Some(r) = lock(&self.running).get_mut(&id) {
                         r.failures += 1;
                         r.retry_at = Some(Instant::now() + backoff(r.failures));
                     }

@@ -156,8 +156,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode, String> {
+fn serve(mut cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode, String> {
     logs::init(cfg.accesslog.as_deref(), cfg.logfile.as_deref(), cfg.debug)?;
+    // Absolute and free of symlinks: HAProxy runs in listeners' run directories, and adoption
+    // recognises a master by its working directory.
+    cfg.state_dir = prepare_dir("state_dir", &cfg.state_dir, 0o750)?;
+    cfg.cert_dir = prepare_dir("cert_dir", &cfg.cert_dir, 0o700)?;
     signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let public = TcpListener::bind((cfg.bind, cfg.port))
         .map_err(|e| format!("bind: {}:{}: cannot listen: {e}", cfg.bind, cfg.port))?;
@@ -176,6 +180,8 @@ fn serve(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode
         router: router::Router::new(api::routes(&cfg.apis)),
         peers: peers.clone(),
     });
+    // Before any request: an API call must not race the adoption of a running HAProxy.
+    app.ctx.listeners.recover();
     let stop_workers = Arc::new(AtomicBool::new(false));
     start_supervisor(app.clone(), stop_workers.clone())
         .map_err(|e| format!("cannot start the supervisor: {e}"))?;
@@ -226,7 +232,16 @@ fn serve(cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// Brings back the listeners that should run, then keeps them running.
+/// Creates `dir` if needed (with `mode`) and returns its canonical path.
+fn prepare_dir(key: &str, dir: &std::path::Path, mode: u32) -> Result<PathBuf, String> {
+    if !dir.exists() {
+        store::ensure_dir(dir, mode).map_err(|e| format!("{key}: {}: {e}", dir.display()))?;
+    }
+    dir.canonicalize()
+        .map_err(|e| format!("{key}: {}: {e}", dir.display()))
+}
+
+/// Keeps the listeners that should run running.
 fn start_supervisor(
     app: Arc<server::App>,
     stop: Arc<AtomicBool>,
@@ -234,7 +249,6 @@ fn start_supervisor(
     std::thread::Builder::new()
         .name("supervisor".into())
         .spawn(move || {
-            app.ctx.listeners.recover();
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(SUPERVISE_EVERY);
                 app.ctx.listeners.supervise();

@@ -2,6 +2,7 @@
 
 use std::ffi::OsStr;
 use std::io::{self, Read};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,10 +14,19 @@ pub struct Output {
     pub text: String,
 }
 
-/// Runs `program args...` and waits at most `timeout`; a program still running then is killed
-/// and the call fails with `TimedOut`.
-pub fn run<S: AsRef<OsStr>>(program: &OsStr, args: &[S], timeout: Duration) -> io::Result<Output> {
-    let mut child = Command::new(program)
+/// Runs `program args...` (in `cwd`, if given) and waits at most `timeout`; a program still
+/// running then is killed and the call fails with `TimedOut`.
+pub fn run<S: AsRef<OsStr>>(
+    program: &OsStr,
+    args: &[S],
+    cwd: Option<&Path>,
+    timeout: Duration,
+) -> io::Result<Output> {
+    let mut cmd = Command::new(program);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -45,8 +55,14 @@ pub fn run<S: AsRef<OsStr>>(program: &OsStr, args: &[S], timeout: Duration) -> i
     .collect::<Vec<_>>();
     let end = Instant::now() + timeout;
     let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
         }
         if Instant::now() >= end {
             let _ = child.kill();
@@ -81,19 +97,33 @@ mod tests {
         let out = run(
             OsStr::new("ls"),
             &["/nonexistent-lbagent"],
+            None,
             Duration::from_secs(5),
         )
         .unwrap();
         assert!(!out.success);
         assert!(out.text.contains("nonexistent-lbagent"));
-        let out = run(OsStr::new("true"), &[] as &[&str], Duration::from_secs(5)).unwrap();
+        let out = run(
+            OsStr::new("pwd"),
+            &[] as &[&str],
+            Some(Path::new("/tmp")),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert!(out.success);
+        assert_eq!(out.text.trim(), "/tmp");
     }
 
     #[test]
     fn times_out_and_kills() {
         let t = Instant::now();
-        let e = run(OsStr::new("sleep"), &["5"], Duration::from_millis(200)).unwrap_err();
+        let e = run(
+            OsStr::new("sleep"),
+            &["5"],
+            None,
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert!(t.elapsed() < Duration::from_secs(2));
     }
@@ -103,6 +133,7 @@ mod tests {
         assert!(run(
             OsStr::new("/nonexistent/prog"),
             &[] as &[&str],
+            None,
             Duration::from_secs(1)
         )
         .is_err());

@@ -31,7 +31,7 @@ impl Lb {
 
     fn config(&self, note: &str) -> String {
         format!(
-            "# {note}\nglobal\n    maxconn 256\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n    retries 3\n    option redispatch\n\
+            "# {note}\nglobal\n    daemon\n    maxconn 256\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n    retries 3\n    option redispatch\n\
 frontend {LID}\n    bind 127.0.0.1:{fe}\n    default_backend pool-1\n\
 backend pool-1\n    server member-up 127.0.0.1:{up} check inter 100 rise 1 fall 1\n    server member-down 127.0.0.1:{closed} check inter 100 rise 1 fall 1\n    server member-maint 127.0.0.1:{up} check inter 100 rise 1 fall 1\n",
             fe = self.fe,
@@ -292,7 +292,7 @@ fn a_killed_haproxy_comes_back_and_a_restarted_agent_adopts_it() {
         .parse()
         .unwrap();
     assert_ne!(restarted, master);
-    assert!(agent.app_log().contains("is gone"));
+    assert!(agent.app_log().contains("haproxy is not running"));
 
     // kill -9 of the agent, then a new agent on the same state: it adopts, no second HAProxy.
     agent.child.kill().unwrap();
@@ -392,4 +392,32 @@ frontend fe\n    bind 127.0.0.1:{fe} ssl crt {}\n    default_backend be\nbackend
     assert_eq!(reloads(()), before, "no reload was needed");
     // The stored file is the new one too, so a later restart serves it.
     assert_eq!(std::fs::read_to_string(&crt).unwrap(), bundle("server2"));
+}
+
+#[test]
+fn a_master_left_without_workers_is_replaced() {
+    let dir = TempDir::new("lst");
+    let agent = Agent::start(&dir, "");
+    let lb = Lb::new();
+    assert_eq!(upload(&agent, &dir, &lb.config("v1")).status, 201);
+    assert_eq!(action(&agent, &dir, "start").status, 202);
+    let master_sock = dir.path(&format!("state/listeners/{LID}/run/master.sock"));
+    let worker = |proc: &str| -> Option<String> {
+        let mut in_workers = false;
+        for line in proc.lines() {
+            if line.starts_with("# ") {
+                in_workers = line.trim() == "# workers";
+            } else if in_workers && line.contains("worker") {
+                return line.split_whitespace().next().map(str::to_string);
+            }
+        }
+        None
+    };
+    let first = worker(&haproxy_cli(&master_sock, "show proc")).unwrap();
+    common::run(std::process::Command::new("kill").args(["-TERM", &first]));
+    wait_for("a serving haproxy again", Duration::from_secs(20), || {
+        lb.get().is_some() && status(&agent, &dir)["status"] == "ACTIVE"
+    });
+    let now = worker(&haproxy_cli(&master_sock, "show proc")).unwrap();
+    assert_ne!(now, first);
 }

@@ -78,9 +78,17 @@ fn internal(e: std::io::Error) -> ApiError {
 }
 
 /// The listener id from the path; must name an existing listener unless `may_be_new`.
+/// An id that is not valid names no listener: 404, except for an upload, which would create
+/// one (400).
 fn listener(ctx: &Ctx, p: &Params, may_be_new: bool) -> Result<ListenerId, ApiError> {
     let raw = p.get("listener");
-    let id = ListenerId::parse(raw).map_err(|_| invalid(format!("Invalid listener id: {raw}")))?;
+    let id = ListenerId::parse(raw).map_err(|_| {
+        if may_be_new {
+            invalid(format!("Invalid listener id: {raw}"))
+        } else {
+            listener_not_found(raw)
+        }
+    })?;
     if !may_be_new && !ctx.listeners.exists(&id) {
         return Err(listener_not_found(raw));
     }
@@ -152,13 +160,11 @@ fn upload_config(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError
 }
 
 fn get_config(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = listener(ctx, p, true)?;
+    let id = listener(ctx, p, false)?;
     match ctx.listeners.config(&id) {
         Ok(bytes) => Ok(Reply {
-            status: 200,
-            content_type: "text/plain; charset=utf-8",
             body: bytes,
-            headers: Vec::new(),
+            ..Reply::text(200, "")
         }),
         Err(ListenerError::NotFound) => Err(listener_not_found(id.as_str())),
         Err(e) => Err(e.into()),
@@ -166,7 +172,7 @@ fn get_config(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
 }
 
 fn delete_listener(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = listener(ctx, p, true)?;
+    let id = listener(ctx, p, false)?;
     match ctx.listeners.delete(&id) {
         Ok(_) => Ok(ok(200)),
         Err(ListenerError::NotFound) => Err(listener_not_found(id.as_str())),
@@ -186,8 +192,7 @@ fn put_certificate(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiErr
     })?;
     let file = ctx
         .listeners
-        .certs
-        .put(&id, &name, &req.body)
+        .locked(|certs| certs.put(&id, &name, &req.body))
         .map_err(internal)?;
     Ok(match ctx.listeners.apply_cert_live(&id, &file, &req.body) {
         Some(details) => Reply::json(201, &json!({ "message": "OK", "details": details })),
@@ -203,7 +208,11 @@ fn cert_not_found(name: &CertName) -> ApiError {
 fn get_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
     let name = cert_name(p)?;
     let id = listener(ctx, p, false)?;
-    match ctx.listeners.certs.md5(&id, &name).map_err(internal)? {
+    match ctx
+        .listeners
+        .locked(|certs| certs.md5(&id, &name))
+        .map_err(internal)?
+    {
         Some(sum) => Ok(Reply::json(200, &json!({ "md5sum": sum }))),
         None => Err(cert_not_found(&name)),
     }
@@ -212,7 +221,11 @@ fn get_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError
 fn delete_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
     let name = cert_name(p)?;
     let id = listener(ctx, p, false)?;
-    if ctx.listeners.certs.delete(&id, &name).map_err(internal)? {
+    if ctx
+        .listeners
+        .locked(|certs| certs.delete(&id, &name))
+        .map_err(internal)?
+    {
         Ok(ok(200))
     } else {
         Err(cert_not_found(&name))

@@ -177,8 +177,7 @@ fn put_certificate(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiErr
     let name = cert_name(p)?;
     certs::validate(&req.body).map_err(|e| ApiError::plain(409, e.message()))?;
     ctx.listeners
-        .certs
-        .put(&id, &name, &req.body)
+        .locked(|certs| certs.put(&id, &name, &req.body))
         .map_err(internal)?;
     let reloaded = ctx
         .listeners
@@ -190,7 +189,11 @@ fn put_certificate(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiErr
 fn get_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
     let id = existing(ctx, p)?;
     let name = cert_name(p)?;
-    match ctx.listeners.certs.md5(&id, &name).map_err(internal)? {
+    match ctx
+        .listeners
+        .locked(|certs| certs.md5(&id, &name))
+        .map_err(internal)?
+    {
         Some(sum) => Ok(Reply::text(200, sum)),
         None => Err(not_found()),
     }
@@ -199,7 +202,11 @@ fn get_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError
 fn delete_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
     let id = existing(ctx, p)?;
     let name = cert_name(p)?;
-    if ctx.listeners.certs.delete(&id, &name).map_err(internal)? {
+    if ctx
+        .listeners
+        .locked(|certs| certs.delete(&id, &name))
+        .map_err(internal)?
+    {
         Ok(ok(200, None))
     } else {
         Err(not_found())
