@@ -4,6 +4,7 @@ mod api;
 mod auth;
 mod certs;
 mod config;
+mod devices;
 mod error;
 mod framing;
 mod front;
@@ -166,6 +167,11 @@ fn serve(mut cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<Exit
     let public = TcpListener::bind((cfg.bind, cfg.port))
         .map_err(|e| format!("bind: {}:{}: cannot listen: {e}", cfg.bind, cfg.port))?;
     let local = public.local_addr().map_err(|e| e.to_string())?;
+    let registry = if cfg.apis.contains(&config::Api::Devices) {
+        Some(devices::Registry::open(&cfg.state_dir)?)
+    } else {
+        None
+    };
     let internal = server::Internal::bind(&std::env::temp_dir())
         .map_err(|e| format!("internal socket: {e}"))?;
 
@@ -176,6 +182,7 @@ fn serve(mut cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<Exit
             config: cfg.clone(),
             main_haproxy: haproxy::Runtime::new(&cfg.socat, SOCKET_TIMEOUT),
             listeners: listeners::Listeners::new(&cfg.state_dir, &cfg.cert_dir, &cfg.haproxy),
+            devices: registry,
         },
         router: router::Router::new(api::routes(&cfg.apis)),
         peers: peers.clone(),

@@ -2,6 +2,7 @@
 //! API family, one file per family.
 
 pub mod amphora;
+pub mod devices;
 pub mod hapi;
 pub mod legacy;
 
@@ -88,6 +89,8 @@ pub struct Ctx {
     /// The main HAProxy's admin socket (HApi's `socat`).
     pub main_haproxy: crate::haproxy::Runtime,
     pub listeners: crate::listeners::Listeners,
+    /// Loaded when the device API is served.
+    pub devices: Option<crate::devices::Registry>,
 }
 
 /// The routes of every enabled API family.
@@ -98,8 +101,7 @@ pub fn routes(apis: &[Api]) -> Vec<Route> {
             Api::Hapi => all.extend(hapi::routes()),
             Api::Amphora => all.extend(amphora::routes()),
             Api::Appliance => all.extend(legacy::routes()),
-            // Served by later work; until then its paths are unknown (404).
-            Api::Devices => {}
+            Api::Devices => all.extend(devices::routes()),
         }
     }
     all
