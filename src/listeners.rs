@@ -317,6 +317,20 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         m.alive().then(|| m.pid())
     }
 
+    /// How many listeners' HAProxies run now.
+    pub fn running_count(&self) -> usize {
+        lock(&self.running)
+            .values_mut()
+            .filter_map(|r| r.master.as_mut())
+            .filter_map(|m| m.alive().then_some(()))
+            .count()
+    }
+
+    /// The pid of the listener's HAProxy master, if it runs.
+    pub fn pid(&self, id: &ListenerId) -> Option<u32> {
+        self.running_pid(id)
+    }
+
     /// Takes over a master an earlier agent left running for this listener, if untracked.
     fn adopt_untracked(&self, id: &ListenerId) {
         if self.running_pid(id).is_some() {

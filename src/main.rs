@@ -20,6 +20,7 @@ mod router;
 mod server;
 mod signals;
 mod store;
+mod system;
 mod timefmt;
 mod tls;
 
@@ -172,6 +173,8 @@ fn serve(mut cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<Exit
     } else {
         None
     };
+    let sampler = Arc::new(system::Sampler::default());
+    start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;
     let internal = server::Internal::bind(&std::env::temp_dir())
         .map_err(|e| format!("internal socket: {e}"))?;
 
@@ -183,6 +186,7 @@ fn serve(mut cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<Exit
             main_haproxy: haproxy::Runtime::new(&cfg.socat, SOCKET_TIMEOUT),
             listeners: listeners::Listeners::new(&cfg.state_dir, &cfg.cert_dir, &cfg.haproxy),
             devices: registry,
+            sampler: sampler.clone(),
         },
         router: router::Router::new(api::routes(&cfg.apis)),
         peers: peers.clone(),
@@ -246,6 +250,16 @@ fn prepare_dir(key: &str, dir: &std::path::Path, mode: u32) -> Result<PathBuf, S
     }
     dir.canonicalize()
         .map_err(|e| format!("{key}: {}: {e}", dir.display()))
+}
+
+/// Samples CPU and network counters for the rates the host endpoints report.
+fn start_sampler(sampler: Arc<system::Sampler>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("sampler".into())
+        .spawn(move || loop {
+            sampler.tick();
+            std::thread::sleep(system::SAMPLE_EVERY);
+        })
 }
 
 /// Keeps the listeners that should run running.

@@ -5,12 +5,24 @@
 use crate::api::{Ctx, Reply, Request};
 use crate::certs;
 use crate::error::ApiError;
-use crate::listeners::{Action, ListenerError};
+use crate::listeners::{Action, ListenerError, Status};
 use crate::names::{CertName, ListenerId};
 use crate::router::{Params, Route};
+use crate::system;
+use serde_json::json;
 
 pub fn routes() -> Vec<Route> {
     vec![
+        Route {
+            method: "GET",
+            pattern: "/status",
+            handler: status,
+        },
+        Route {
+            method: "GET",
+            pattern: "/service_status",
+            handler: service_status,
+        },
         Route {
             method: "GET",
             pattern: "/instances",
@@ -120,6 +132,53 @@ fn cert_name(p: &Params) -> Result<CertName, ApiError> {
         ApiError::plain(409, "Invalid certificate file name")
             .with_details("letters, digits, '_', '.', '-', ending in .pem")
     })
+}
+
+/// Appliance statistics, with the legacy key names and value types (counts and loads as text).
+fn status(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
+    let rates = ctx.sampler.rates();
+    let (tx, rx) = rates
+        .net
+        .values()
+        .fold((0.0, 0.0), |(t, r), (a, b)| (t + a, r + b));
+    let (_, user, system_cpu, soft_irq) = rates.cpu;
+    let load: Vec<String> = std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).map(str::to_string).collect())
+        .unwrap_or_default();
+    Ok(Reply::json(
+        200,
+        &json!({
+            "network_tx": tx,
+            "network_rx": rx,
+            "active_node": 1,
+            "haproxy_count": ctx.listeners.running_count().to_string(),
+            "stunnel_count": "0",
+            "hostname": system::hostname(),
+            // No fencing daemon is part of this agent.
+            "fencing_daemon_status": "NONE",
+            "user_cpu": user,
+            "system_cpu": system_cpu,
+            "software_irq": soft_irq,
+            "load": load,
+        }),
+    ))
+}
+
+/// One block per instance: its state, then its haproxy's.
+fn service_status(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
+    let mut text = String::new();
+    for id in ctx.listeners.instance_ids().map_err(internal)? {
+        let state = match ctx.listeners.status(&id) {
+            Status::Error => "ERROR",
+            Status::Active | Status::Stopped => "OK",
+        };
+        let haproxy = match ctx.listeners.pid(&id) {
+            Some(pid) => format!("running (pid {pid})"),
+            None => "stopped".to_string(),
+        };
+        text.push_str(&format!("{id:<52}{state}\n  {:<17}{haproxy}\n", "haproxy"));
+    }
+    Ok(Reply::text(200, text))
 }
 
 fn list(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {

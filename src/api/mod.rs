@@ -4,6 +4,7 @@
 pub mod amphora;
 pub mod devices;
 pub mod hapi;
+pub mod host;
 pub mod legacy;
 
 use std::net::SocketAddr;
@@ -89,6 +90,8 @@ pub struct Ctx {
     /// The main HAProxy's admin socket (HApi's `socat`).
     pub main_haproxy: crate::haproxy::Runtime,
     pub listeners: crate::listeners::Listeners,
+    /// CPU and network rates over the last 30 seconds.
+    pub sampler: std::sync::Arc<crate::system::Sampler>,
     /// Loaded when the device API is served.
     pub devices: Option<crate::devices::Registry>,
 }
@@ -99,7 +102,10 @@ pub fn routes(apis: &[Api]) -> Vec<Route> {
     for api in apis {
         match api {
             Api::Hapi => all.extend(hapi::routes()),
-            Api::Amphora => all.extend(amphora::routes()),
+            Api::Amphora => {
+                all.extend(amphora::routes());
+                all.extend(host::routes());
+            }
             Api::Appliance => all.extend(legacy::routes()),
             Api::Devices => all.extend(devices::routes()),
         }

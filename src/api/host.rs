@@ -1,0 +1,139 @@
+//! Amphora API v0.1, the host half (spec/amphora-api-v0.1.rst): `/info` (unversioned),
+//! `/v0.1/details`, `/v0.1/interface/<ip>`. Listener routes are in `amphora.rs`.
+
+use serde_json::{json, Map, Value};
+
+use crate::api::{Ctx, Reply, Request};
+use crate::error::ApiError;
+use crate::router::{Params, Route};
+use crate::system;
+
+pub const API_VERSION: &str = "0.1";
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route {
+            method: "GET",
+            pattern: "/info",
+            handler: info,
+        },
+        Route {
+            method: "GET",
+            pattern: "/v0.1/details",
+            handler: details,
+        },
+        Route {
+            method: "GET",
+            pattern: "/v0.1/interface/{ip}",
+            handler: interface,
+        },
+    ]
+}
+
+fn uuid(ctx: &Ctx) -> String {
+    ctx.config.amphora_id.clone().unwrap_or_default()
+}
+
+/// The installed versions, as `[{"haproxy": "2.6.12-1+deb12u4"}, ...]`, and haproxy's alone.
+fn packages(ctx: &Ctx) -> (Vec<Value>, String) {
+    let pkgs = system::packages(&ctx.config.haproxy, &ctx.config.keepalived);
+    let haproxy = pkgs
+        .iter()
+        .find(|(n, _)| n == "haproxy")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let list = pkgs.iter().map(|(n, v)| json!({ n.as_str(): v })).collect();
+    (list, haproxy)
+}
+
+fn info(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
+    let (_, haproxy_version) = packages(ctx);
+    Ok(Reply::json(
+        200,
+        &json!({
+            "hostname": system::hostname(),
+            "uuid": uuid(ctx),
+            "haproxy_version": haproxy_version,
+            "api_version": API_VERSION,
+        }),
+    ))
+}
+
+/// Memory figures in kB, named as the spec names them.
+fn memory() -> Value {
+    let m = std::fs::read_to_string("/proc/meminfo")
+        .map(|t| system::parse_meminfo(&t))
+        .unwrap_or_default();
+    let get = |k: &str| m.get(k).copied().unwrap_or(0);
+    json!({
+        "total": get("MemTotal"),
+        "free": get("MemFree"),
+        "available": get("MemAvailable"),
+        "buffers": get("Buffers"),
+        "cached": get("Cached"),
+        "swap_used": get("SwapTotal").saturating_sub(get("SwapFree")),
+        "shared": get("Shmem"),
+        "slab": get("Slab"),
+        "committed_as": get("Committed_AS"),
+    })
+}
+
+fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
+    let rates = ctx.sampler.rates();
+    let (mut tx, mut rx) = (0.0, 0.0);
+    let mut networks = Map::new();
+    for (name, (t, r)) in &rates.net {
+        tx += t;
+        rx += r;
+        networks.insert(name.clone(), json!({ "network_tx": t, "network_rx": r }));
+    }
+    let (total, user, system, soft_irq) = rates.cpu;
+    let (used, available) = system::disk_kb(std::path::Path::new("/")).unwrap_or((0, 0));
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|t| system::parse_loadavg(&t))
+        .unwrap_or_default();
+    let listeners: Vec<String> = ctx
+        .listeners
+        .list_ids()
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    let (packages, haproxy_version) = packages(ctx);
+    Ok(Reply::json(
+        200,
+        &json!({
+            "hostname": system::hostname(),
+            "uuid": uuid(ctx),
+            "haproxy_version": haproxy_version,
+            "api_version": API_VERSION,
+            "network_tx": tx,
+            "network_rx": rx,
+            "networks": networks,
+            "active": true,
+            "haproxy_count": ctx.listeners.running_count(),
+            "cpu": { "total": total, "user": user, "system": system, "soft_irq": soft_irq },
+            "memory": memory(),
+            "disk": { "used": used, "available": available },
+            "load": load,
+            // Topology changes are not served yet: every amphora is SINGLE and settled.
+            "topology": "SINGLE",
+            "topology_status": "OK",
+            "listeners": listeners,
+            "packages": packages,
+        }),
+    ))
+}
+
+fn interface(_: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let ip = p
+        .get("ip")
+        .parse()
+        .map_err(|_| ApiError::new(400, "Bad IP address version"))?;
+    let name = system::interface_of(ip)
+        .ok_or_else(|| ApiError::new(404, "Error interface not found for IP address"))?;
+    Ok(Reply::json(
+        200,
+        &json!({ "message": "OK", "interface": name }),
+    ))
+}
