@@ -96,7 +96,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Cli {
 }
 
 /// Loads and checks everything the config names (also the TLS files), collecting every problem.
-fn load(path: &PathBuf) -> Result<(Config, Option<Arc<rustls::ServerConfig>>), Vec<Problem>> {
+type Tls = Option<(Arc<rustls::ServerConfig>, tls::ServerCert)>;
+
+fn load(path: &PathBuf) -> Result<(Config, Tls), Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![Problem::new(
             "(file)",
@@ -158,7 +160,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(mut cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<ExitCode, String> {
+fn serve(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
+    let (tls, server_cert) = match tls {
+        Some((c, s)) => (Some(c), Some(s)),
+        None => (None, None),
+    };
     logs::init(cfg.accesslog.as_deref(), cfg.logfile.as_deref(), cfg.debug)?;
     // Absolute and free of symlinks: HAProxy runs in listeners' run directories, and adoption
     // recognises a master by its working directory.
@@ -187,6 +193,7 @@ fn serve(mut cfg: Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<Exit
             listeners: listeners::Listeners::new(&cfg.state_dir, &cfg.cert_dir, &cfg.haproxy),
             devices: registry,
             sampler: sampler.clone(),
+            server_cert,
         },
         router: router::Router::new(api::routes(&cfg.apis)),
         peers: peers.clone(),

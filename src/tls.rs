@@ -13,6 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{Problem, TlsFiles};
+use crate::store;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PemError {
@@ -67,6 +68,68 @@ impl CertSlot {
     pub fn new(ck: CertifiedKey) -> Self {
         CertSlot(RwLock::new(Arc::new(ck)))
     }
+
+    /// New handshakes get `ck`; connections already open keep theirs.
+    pub fn replace(&self, ck: CertifiedKey) {
+        let mut g = self.0.write().unwrap_or_else(|p| p.into_inner());
+        *g = Arc::new(ck);
+    }
+}
+
+/// The agent's own certificate: where it is stored and what serves it.
+#[derive(Debug, Clone)]
+pub struct ServerCert {
+    pub files: TlsFiles,
+    pub slot: Arc<CertSlot>,
+}
+
+/// The PEM blocks of a text, split into (private keys, certificates), each as PEM text.
+pub fn split_pem(pem: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(pem);
+    let (mut keys, mut certs) = (String::new(), String::new());
+    let mut block: Option<(bool, String)> = None;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(label) = line.strip_prefix("-----BEGIN ") {
+            block = Some((label.contains("PRIVATE KEY"), String::new()));
+        }
+        if let Some((_, body)) = block.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+        if line.starts_with("-----END ") {
+            match block.take() {
+                Some((true, body)) => keys.push_str(&body),
+                Some((false, body)) if line.contains("CERTIFICATE") => certs.push_str(&body),
+                _ => {}
+            }
+        }
+    }
+    (keys, certs)
+}
+
+impl ServerCert {
+    /// Replaces the agent's certificate with `pem` (key, certificate, chain): checked, written
+    /// (0600) and then served to new connections. The certificate file is written first and
+    /// holds the key too, so a crash between the two writes still leaves a pair that loads.
+    pub fn rotate(&self, pem: &[u8]) -> Result<(), RotateError> {
+        let ck = certified_key(pem, pem).map_err(RotateError::Pem)?;
+        let (keys, certs) = split_pem(pem);
+        let bundle = format!("{keys}{certs}");
+        store::write_atomic(&self.files.cert, bundle.as_bytes(), 0o600).map_err(RotateError::Io)?;
+        if self.files.key != self.files.cert {
+            store::write_atomic(&self.files.key, keys.as_bytes(), 0o600)
+                .map_err(RotateError::Io)?;
+        }
+        self.slot.replace(ck);
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub enum RotateError {
+    Pem(PemError),
+    Io(std::io::Error),
 }
 
 impl ResolvesServerCert for CertSlot {
@@ -94,7 +157,7 @@ fn read(key: &str, path: &Path, problems: &mut Vec<Problem>) -> Option<Vec<u8>> 
 }
 
 /// The front's TLS config from the configured files; every problem names its key.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, Vec<Problem>> {
+pub fn server_config(files: &TlsFiles) -> Result<(Arc<ServerConfig>, ServerCert), Vec<Problem>> {
     let mut p = Vec::new();
     let cert_pem = read("sslcrt", &files.cert, &mut p);
     let key_pem = read("sslkey", &files.key, &mut p);
@@ -105,7 +168,12 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, Vec<Problem>
 
     let mut ck = None;
     if let (Some(c), Some(k)) = (&cert_pem, &key_pem) {
-        match certified_key(c, k) {
+        // A rotation that was cut short leaves the new key in the certificate file: use it.
+        let loaded = certified_key(c, k).or_else(|e| match e {
+            PemError::Mismatch => certified_key(c, c).map_err(|_| e),
+            other => Err(other),
+        });
+        match loaded {
             Ok(v) => ck = Some(v),
             Err(e) => {
                 let key = match e {
@@ -147,9 +215,14 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, Vec<Problem>
         Some(v) => builder.with_client_cert_verifier(v),
         None => builder.with_no_client_auth(),
     };
-    let mut cfg = builder.with_cert_resolver(Arc::new(CertSlot::new(ck)));
+    let slot = Arc::new(CertSlot::new(ck));
+    let mut cfg = builder.with_cert_resolver(slot.clone());
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    let server_cert = ServerCert {
+        files: files.clone(),
+        slot,
+    };
+    Ok((Arc::new(cfg), server_cert))
 }
 
 /// The subject of a DER certificate, e.g. `CN=client, O=Example`.

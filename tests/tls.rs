@@ -233,3 +233,137 @@ fn a_dripping_handshake_is_cut_off_at_the_deadline() {
         t.elapsed()
     );
 }
+
+#[test]
+fn the_agents_certificate_rotates_without_a_restart() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::fs::MetadataExt;
+    use std::process::{Command, Stdio};
+
+    let pki = Pki::new();
+    let dir = TempDir::new("tls");
+    // The agent rewrites its own files: give it copies.
+    let (crt, key) = (dir.path("server.crt"), dir.path("server.key"));
+    std::fs::copy(pki.file("server.pem"), &crt).unwrap();
+    std::fs::copy(pki.file("server.key"), &key).unwrap();
+    let mut agent = Agent::start(
+        &dir,
+        &format!("sslcrt: {}\nsslkey: {}\n", crt.display(), key.display()),
+    );
+    let (ca, other) = (pki.file("ca.pem"), pki.file("other-ca.pem"));
+    let get = |ca: &str, agent: &Agent| {
+        curl(&["--cacert", ca, &agent.url("https", PATH)])
+            .map(|r| r.status)
+            .ok()
+    };
+
+    // A client holding a keep-alive connection made with the old certificate.
+    let mut held = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{}", agent.port),
+            "-CAfile",
+            &ca,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut to_held = held.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = held.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let ask = |to: &mut std::process::ChildStdin| {
+        to.write_all(format!("GET {PATH} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        to.flush().unwrap();
+        loop {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .expect("held connection answered");
+            // A body has no newline at its end: the next status line may follow it directly.
+            if let Some(i) = line.find("HTTP/1.1 ") {
+                return line[i..].to_string();
+            }
+        }
+    };
+    assert!(ask(&mut to_held).starts_with("HTTP/1.1 400"));
+
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(pki.file("server2.key")).unwrap(),
+        std::fs::read_to_string(pki.file("server2.pem")).unwrap()
+    );
+    let body = dir.write("new.pem", &bundle);
+    let r = curl(&[
+        "--cacert",
+        &ca,
+        "-X",
+        "PUT",
+        "--data-binary",
+        &format!("@{}", body.display()),
+        &agent.url("https", "/v0.1/certificate"),
+    ])
+    .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.json(), serde_json::json!({"message": "OK"}));
+
+    // The held connection goes on; new connections get the new certificate.
+    assert!(ask(&mut to_held).starts_with("HTTP/1.1 400"));
+    assert_eq!(get(&other, &agent), Some(400));
+    assert_eq!(get(&ca, &agent), None);
+    drop(to_held);
+    let _ = held.kill();
+    let _ = held.wait();
+
+    // A bad upload changes nothing.
+    let mismatched = format!(
+        "{}{}",
+        std::fs::read_to_string(pki.file("server.key")).unwrap(),
+        std::fs::read_to_string(pki.file("server2.pem")).unwrap()
+    );
+    let body = dir.write("bad.pem", &mismatched);
+    let r = curl(&[
+        "--cacert",
+        &other,
+        "-X",
+        "PUT",
+        "--data-binary",
+        &format!("@{}", body.display()),
+        &agent.url("https", "/v0.1/certificate"),
+    ])
+    .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Certificate and key do not match");
+    assert_eq!(get(&other, &agent), Some(400));
+
+    // Stored (0600), and still served after a restart.
+    assert_eq!(std::fs::metadata(&crt).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    let mut agent = Agent::start(
+        &dir,
+        &format!("sslcrt: {}\nsslkey: {}\n", crt.display(), key.display()),
+    );
+    assert_eq!(get(&other, &agent), Some(400));
+
+    // A rotation cut short after the certificate file (old key file left): still starts, new pair.
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    std::fs::copy(pki.file("server.key"), &key).unwrap();
+    let agent = Agent::start(
+        &dir,
+        &format!("sslcrt: {}\nsslkey: {}\n", crt.display(), key.display()),
+    );
+    assert_eq!(get(&other, &agent), Some(400));
+}

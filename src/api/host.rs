@@ -4,9 +4,11 @@
 use serde_json::{json, Map, Value};
 
 use crate::api::{Ctx, Reply, Request};
+use crate::certs;
 use crate::error::ApiError;
 use crate::router::{Params, Route};
 use crate::system;
+use crate::tls::RotateError;
 
 pub const API_VERSION: &str = "0.1";
 
@@ -26,6 +28,11 @@ pub fn routes() -> Vec<Route> {
             method: "GET",
             pattern: "/v0.1/interface/{ip}",
             handler: interface,
+        },
+        Route {
+            method: "PUT",
+            pattern: "/v0.1/certificate",
+            handler: put_server_certificate,
         },
     ]
 }
@@ -123,6 +130,21 @@ fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
             "packages": packages,
         }),
     ))
+}
+
+/// Rotates the agent's own certificate: new connections get it, open ones keep theirs, and
+/// a bad upload changes nothing.
+fn put_server_certificate(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
+    let sc = ctx.server_cert.as_ref().ok_or_else(|| {
+        ApiError::new(400, "Invalid request")
+            .with_details("the agent serves plain HTTP: it has no certificate to replace")
+    })?;
+    certs::validate(&req.body).map_err(|e| ApiError::new(400, e.message()))?;
+    sc.rotate(&req.body).map_err(|e| match e {
+        RotateError::Pem(e) => ApiError::new(400, "Invalid request").with_details(e.to_string()),
+        RotateError::Io(e) => ApiError::internal(format!("cannot store the certificate: {e}")),
+    })?;
+    Ok(Reply::json(202, &json!({ "message": "OK" })))
 }
 
 fn interface(_: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
