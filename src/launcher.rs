@@ -90,7 +90,7 @@ impl Master {
     }
 }
 
-fn process_alive(pid: u32) -> bool {
+pub fn process_alive(pid: u32) -> bool {
     // A zombie still answers kill(0); /proc tells it apart.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
@@ -102,7 +102,7 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
+pub fn signal(pid: u32, sig: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };
@@ -184,9 +184,15 @@ pub fn start(haproxy: &Path, p: &Paths, timeout: Duration) -> Result<Master, Str
 
 /// Stops a master: soft stop first (connections finish), then harder, each step bounded.
 pub fn stop(master: &mut Master, grace: Duration) {
+    stop_with(master, libc::SIGUSR1, grace);
+}
+
+/// Sends `first`, then SIGTERM, then SIGKILL, each followed by a bounded wait for the exit.
+/// Returns whether the process is gone.
+pub fn stop_with(master: &mut Master, first: libc::c_int, grace: Duration) -> bool {
     let pid = master.pid();
     for (sig, wait) in [
-        (libc::SIGUSR1, grace),
+        (first, grace),
         (libc::SIGTERM, Duration::from_secs(2)),
         (libc::SIGKILL, Duration::from_secs(2)),
     ] {
@@ -194,11 +200,12 @@ pub fn stop(master: &mut Master, grace: Duration) {
         let end = Instant::now() + wait;
         while Instant::now() < end {
             if !master.alive() {
-                return;
+                return true;
             }
             thread::sleep(POLL);
         }
     }
+    !master.alive()
 }
 
 /// Reloads through the master CLI and verifies the outcome: a new worker is listed (success)

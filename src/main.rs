@@ -10,6 +10,7 @@ mod framing;
 mod front;
 mod hapi;
 mod haproxy;
+mod keepalived;
 mod launcher;
 mod listeners;
 mod logs;
@@ -194,6 +195,7 @@ fn serve(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
             devices: registry,
             sampler: sampler.clone(),
             server_cert,
+            keepalived: keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived),
         },
         router: router::Router::new(api::routes(&cfg.apis)),
         peers: peers.clone(),

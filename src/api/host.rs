@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use crate::api::{Ctx, Reply, Request};
 use crate::certs;
 use crate::error::ApiError;
+use crate::keepalived::{self, KeepalivedError};
 use crate::router::{Params, Route};
 use crate::system;
 use crate::tls::RotateError;
@@ -33,6 +34,17 @@ pub fn routes() -> Vec<Route> {
             method: "PUT",
             pattern: "/v0.1/certificate",
             handler: put_server_certificate,
+        },
+        // Before `{action}`, which would take "upload" for an action.
+        Route {
+            method: "PUT",
+            pattern: "/v0.1/vrrp/upload",
+            handler: vrrp_upload,
+        },
+        Route {
+            method: "PUT",
+            pattern: "/v0.1/vrrp/{action}",
+            handler: vrrp_action,
         },
     ]
 }
@@ -145,6 +157,44 @@ fn put_server_certificate(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply,
         RotateError::Io(e) => ApiError::internal(format!("cannot store the certificate: {e}")),
     })?;
     Ok(Reply::json(202, &json!({ "message": "OK" })))
+}
+
+impl From<KeepalivedError> for ApiError {
+    fn from(e: KeepalivedError) -> Self {
+        match e {
+            KeepalivedError::Invalid(out) => {
+                ApiError::new(400, "Invalid request").with_details(out)
+            }
+            KeepalivedError::NoConfig => ApiError::new(400, "Invalid request")
+                .with_details("no keepalived configuration has been uploaded"),
+            KeepalivedError::Failed(action, out) => ApiError::new(
+                500,
+                format!("Failed to {} keepalived service", action.verb()),
+            )
+            .with_details(out),
+            KeepalivedError::Io(e) => {
+                ApiError::new(500, "Failed to upload keepalived configuration.")
+                    .with_details(e.to_string())
+            }
+        }
+    }
+}
+
+fn vrrp_upload(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
+    ctx.keepalived.upload(&req.body)?;
+    Ok(Reply::json(200, &json!({ "message": "OK" })))
+}
+
+fn vrrp_action(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let word = p.get("action");
+    let action = keepalived::Action::parse(word).ok_or_else(|| {
+        ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
+    })?;
+    let details = ctx.keepalived.act(action)?;
+    Ok(Reply::json(
+        202,
+        &json!({ "message": "OK", "details": details }),
+    ))
 }
 
 fn interface(_: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {

@@ -41,7 +41,7 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        // HAProxies an agent started for listeners here run in their own process groups and
+        // HAProxies and keepalived an agent started here run in their own process groups and
         // outlive the agent: end them with the directory.
         for pid in haproxy_pids(&self.0.display().to_string()) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
@@ -250,11 +250,18 @@ pub struct Agent {
     pub port: u16,
     pub log: PathBuf,
     pub access: PathBuf,
+    /// The network namespace the agent runs in, if not the test's own.
+    pub netns: Option<String>,
 }
 
 impl Agent {
     /// Starts with `port: 0` and logs in `dir`, plus `extra` config lines; waits until it listens.
     pub fn start(dir: &TempDir, extra: &str) -> Agent {
+        Agent::start_in(dir, extra, None)
+    }
+
+    /// The same, inside a network namespace (its loopback is then the agent's).
+    pub fn start_in(dir: &TempDir, extra: &str, netns: Option<&str>) -> Agent {
         let log = dir.path("agent.log");
         let access = dir.path("access.log");
         let cfg = format!(
@@ -267,7 +274,15 @@ impl Agent {
         let path = dir.write("agent.yaml", &cfg);
         // An earlier agent may have logged here: only this one's lines count.
         let skip = std::fs::read_to_string(&log).map_or(0, |t| t.len());
-        let mut child = Command::new(BIN)
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = cmd
             .arg("--config")
             .arg(&path)
             .stdout(Stdio::null())
@@ -304,6 +319,7 @@ impl Agent {
             port,
             log,
             access,
+            netns: netns.map(str::to_string),
         }
     }
 
@@ -417,7 +433,20 @@ impl Resp {
 
 /// Runs curl with `args`; Err(curl's exit code and message) when no HTTP response came back.
 pub fn curl(args: &[&str]) -> Result<Resp, (i32, String)> {
-    let out = Command::new("curl")
+    curl_in(None, args)
+}
+
+/// curl, run inside `netns` when given.
+pub fn curl_in(netns: Option<&str>, args: &[&str]) -> Result<Resp, (i32, String)> {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "curl"]);
+            c
+        }
+        None => Command::new("curl"),
+    };
+    let out = cmd
         .args([
             "-sS",
             "-i",
@@ -505,7 +534,7 @@ pub fn haproxy_cli(sock: &Path, cmd: &str) -> String {
     out
 }
 
-/// Pids of running haproxy processes whose command line mentions `needle`.
+/// Pids of running haproxy or keepalived processes whose command line mentions `needle`.
 pub fn haproxy_pids(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -521,7 +550,8 @@ pub fn haproxy_pids(needle: &str) -> Vec<u32> {
             .rsplit(')')
             .next()
             .is_some_and(|r| r.trim_start().starts_with('Z'));
-        if cmd.contains("haproxy") && cmd.contains(needle) && !zombie {
+        let ours = cmd.contains("haproxy") || cmd.contains("keepalived");
+        if ours && cmd.contains(needle) && !zombie {
             pids.push(pid);
         }
     }
@@ -540,5 +570,44 @@ pub fn call(agent: &Agent, dir: &TempDir, method: &str, path: &str, body: Option
         args.push(format!("@{}", f.display()));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    curl(&args).unwrap()
+    curl_in(agent.netns.as_deref(), &args).unwrap()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A network namespace made for one test, with its loopback up; deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "lbt-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n <ns> args...`, which must succeed.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let out = run(Command::new("ip").args(["-n", &self.name]).args(args));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
 }

@@ -1,0 +1,218 @@
+//! keepalived for VRRP (amphora API `/v0.1/vrrp/...`): its config under
+//! `<state_dir>/keepalived/`, checked with `keepalived -t` before it replaces the live one, and
+//! the real keepalived run in the foreground as the agent's child, with its own pidfiles.
+
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use std::os::unix::process::CommandExt;
+
+use crate::launcher::{self, Master};
+use crate::{process, store};
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Reload,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "start" => Some(Action::Start),
+            "stop" => Some(Action::Stop),
+            "reload" => Some(Action::Reload),
+            _ => None,
+        }
+    }
+
+    /// For "Failed to <verb> keepalived service".
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Reload => "reload",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum KeepalivedError {
+    /// `keepalived -t` refused the config; its output.
+    Invalid(String),
+    /// No config has been uploaded.
+    NoConfig,
+    Failed(Action, String),
+    Io(std::io::Error),
+}
+
+pub struct Keepalived {
+    bin: PathBuf,
+    dir: PathBuf,
+    running: Mutex<Option<Master>>,
+}
+
+impl Keepalived {
+    pub fn new(state_dir: &Path, bin: &Path) -> Self {
+        Keepalived {
+            bin: bin.to_path_buf(),
+            dir: state_dir.join("keepalived"),
+            running: Mutex::new(None),
+        }
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.join("keepalived.conf")
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Master>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks `body` with `keepalived -t` and makes it the config (0600: it may hold VRRP
+    /// passwords). A running keepalived keeps its config until reloaded.
+    pub fn upload(&self, body: &[u8]) -> Result<(), KeepalivedError> {
+        let _g = self.lock();
+        store::ensure_dir(&self.dir, 0o700).map_err(KeepalivedError::Io)?;
+        let candidate = self.file("keepalived.conf.new");
+        store::write_atomic(&candidate, body, 0o600).map_err(KeepalivedError::Io)?;
+        let args = ["-t".as_ref(), "-f".as_ref(), candidate.as_os_str()];
+        let checked = process::run(self.bin.as_os_str(), &args, None, CHECK_TIMEOUT);
+        match checked {
+            Ok(out) if out.success => {
+                store::rename_durable(&candidate, &self.conf()).map_err(KeepalivedError::Io)
+            }
+            Ok(out) => {
+                let _ = fs::remove_file(&candidate);
+                Err(KeepalivedError::Invalid(out.text))
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&candidate);
+                Err(KeepalivedError::Invalid(format!(
+                    "{}: {e}",
+                    self.bin.display()
+                )))
+            }
+        }
+    }
+
+    /// A keepalived an earlier agent started from this config, if one still runs.
+    fn adopt(&self) -> Option<Master> {
+        let pid: u32 = fs::read_to_string(self.file("keepalived.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let conf = self.conf();
+        let ours = String::from_utf8_lossy(&cmdline)
+            .split('\0')
+            .any(|a| Path::new(a) == conf);
+        (ours && launcher::process_alive(pid)).then_some(Master::Adopted(pid))
+    }
+
+    fn running_pid(running: &mut Option<Master>) -> Option<u32> {
+        let m = running.as_mut()?;
+        m.alive().then(|| m.pid())
+    }
+
+    pub fn act(&self, action: Action) -> Result<String, KeepalivedError> {
+        let mut running = self.lock();
+        if Self::running_pid(&mut running).is_none() {
+            *running = self.adopt();
+        }
+        match (action, Self::running_pid(&mut running)) {
+            (Action::Start | Action::Reload, Some(pid)) => {
+                // Start of a running keepalived is a reload, as keepalived itself does it.
+                launcher::signal(pid, libc::SIGHUP);
+                Ok("keepalived reloaded".into())
+            }
+            (Action::Start | Action::Reload, None) => {
+                *running = Some(self.start(action)?);
+                Ok("keepalived started".into())
+            }
+            (Action::Stop, None) => Ok("keepalived is not running".into()),
+            (Action::Stop, Some(_)) => {
+                let mut m = running.take();
+                match m
+                    .as_mut()
+                    .map(|m| launcher::stop_with(m, libc::SIGTERM, STOP_GRACE))
+                {
+                    Some(false) => Err(KeepalivedError::Failed(
+                        Action::Stop,
+                        "keepalived did not exit".into(),
+                    )),
+                    _ => Ok("keepalived stopped".into()),
+                }
+            }
+        }
+    }
+
+    fn start(&self, action: Action) -> Result<Master, KeepalivedError> {
+        let conf = self.conf();
+        if !conf.exists() {
+            return Err(KeepalivedError::NoConfig);
+        }
+        let fail = |e: String| KeepalivedError::Failed(action, e);
+        let log_path = self.file("keepalived.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(|e| fail(e.to_string()))?;
+        let err = log.try_clone().map_err(|e| fail(e.to_string()))?;
+        let vrrp_pid = self.file("vrrp.pid");
+        for f in ["keepalived.pid", "vrrp.pid", "checkers.pid"] {
+            let _ = fs::remove_file(self.file(f));
+        }
+        let mut child = Command::new(&self.bin)
+            // Foreground, logging to our file: the agent owns its lifetime and its messages.
+            .args(["--dont-fork", "--log-console", "--log-detail", "--vrrp"])
+            .arg("-f")
+            .arg(&conf)
+            .arg("-p")
+            .arg(self.file("keepalived.pid"))
+            .arg("-r")
+            .arg(&vrrp_pid)
+            .arg("-c")
+            .arg(self.file("checkers.pid"))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| fail(format!("{}: {e}", self.bin.display())))?;
+        let end = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(fail(format!("{text}keepalived exited ({status})")));
+            }
+            if vrrp_pid.exists() {
+                return Ok(Master::Child(child));
+            }
+            if Instant::now() >= end {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(
+                    "keepalived did not start its VRRP process in time".into(),
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

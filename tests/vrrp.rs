@@ -1,0 +1,124 @@
+//! keepalived through /v0.1/vrrp: the real keepalived, VRRP on a veth pair in a network
+//! namespace made by the test, with the agent running inside it. Needs root (CI is root).
+
+mod common;
+
+use common::{call, is_root, Agent, Netns, TempDir};
+use std::time::Duration;
+
+fn config(vip: &str, interface: &str) -> String {
+    format!(
+        "global_defs {{\n    router_id lbagent_test\n}}\n\
+vrrp_instance VI_1 {{\n    state MASTER\n    interface {interface}\n    virtual_router_id 51\n    priority 100\n    advert_int 1\n\
+    authentication {{\n        auth_type PASS\n        auth_pass s3cret\n    }}\n    virtual_ipaddress {{\n        {vip}/24\n    }}\n}}\n"
+    )
+}
+
+fn has_address(ns: &Netns, addr: &str) -> bool {
+    ns.ip(&["-br", "addr", "show", "dev", "veth0"])
+        .contains(&format!("{addr}/24"))
+}
+
+#[test]
+fn keepalived_upload_start_reload_stop() {
+    if !is_root() {
+        eprintln!("SKIP: keepalived_upload_start_reload_stop needs root for network namespaces");
+        return;
+    }
+    let ns = Netns::new("vrrp");
+    ns.ip(&[
+        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+    ]);
+    ns.ip(&["link", "set", "veth0", "up"]);
+    ns.ip(&["link", "set", "veth1", "up"]);
+    ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "veth0"]);
+    let dir = TempDir::new("vrrp");
+    let agent = Agent::start_in(&dir, "", Some(&ns.name));
+    let conf_of = |c: String| Some(c.into_bytes());
+
+    let r = call(&agent, &dir, "PUT", "/v0.1/vrrp/dance", None);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["details"], "Unknown action: dance");
+    let r = call(&agent, &dir, "PUT", "/v0.1/vrrp/start", None);
+    assert_eq!(r.status, 400, "no config yet: {}", r.body);
+
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/v0.1/vrrp/upload",
+        conf_of(config("198.51.100.50", "veth0")).as_deref(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), serde_json::json!({"message": "OK"}));
+    let stored = dir.path("state/keepalived/keepalived.conf");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&stored).unwrap().mode() & 0o777, 0o600);
+
+    let r = call(&agent, &dir, "PUT", "/v0.1/vrrp/start", None);
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"message": "OK", "details": "keepalived started"})
+    );
+    common::wait_for("the VIP on veth0", Duration::from_secs(15), || {
+        has_address(&ns, "198.51.100.50")
+    });
+    let pids = common::haproxy_pids(&dir.0.display().to_string());
+    assert!(!pids.is_empty(), "keepalived runs");
+    // Start of a running keepalived reloads it.
+    assert_eq!(
+        call(&agent, &dir, "PUT", "/v0.1/vrrp/start", None).details(),
+        "keepalived reloaded"
+    );
+
+    // A new VIP, applied by reload.
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/v0.1/vrrp/upload",
+        conf_of(config("198.51.100.51", "veth0")).as_deref(),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        call(&agent, &dir, "PUT", "/v0.1/vrrp/reload", None).details(),
+        "keepalived reloaded"
+    );
+    common::wait_for("the new VIP", Duration::from_secs(15), || {
+        has_address(&ns, "198.51.100.51") && !has_address(&ns, "198.51.100.50")
+    });
+
+    // A broken config is refused with keepalived's words; the running one goes on.
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/v0.1/vrrp/upload",
+        conf_of(config("198.51.100.52", "nosuchif0")).as_deref(),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.details().contains("nosuchif0") || r.details().contains("interface"),
+        "{}",
+        r.body
+    );
+    assert!(std::fs::read_to_string(&stored)
+        .unwrap()
+        .contains("198.51.100.51"));
+    assert!(has_address(&ns, "198.51.100.51"));
+
+    let r = call(&agent, &dir, "PUT", "/v0.1/vrrp/stop", None);
+    assert_eq!(r.details(), "keepalived stopped");
+    common::wait_for("the VIP to go", Duration::from_secs(10), || {
+        !has_address(&ns, "198.51.100.51")
+    });
+    assert!(
+        common::haproxy_pids(&dir.0.display().to_string()).is_empty(),
+        "keepalived gone"
+    );
+    assert_eq!(
+        call(&agent, &dir, "PUT", "/v0.1/vrrp/stop", None).details(),
+        "keepalived is not running"
+    );
+}
