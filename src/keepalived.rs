@@ -124,6 +124,22 @@ impl Keepalived {
         (ours && launcher::process_alive(pid)).then_some(Master::Adopted(pid))
     }
 
+    pub fn has_config(&self) -> bool {
+        self.conf().exists()
+    }
+
+    pub fn config_text(&self) -> String {
+        fs::read_to_string(self.conf()).unwrap_or_default()
+    }
+
+    pub fn is_running(&self) -> bool {
+        let mut running = self.lock();
+        if Self::running_pid(&mut running).is_none() {
+            *running = self.adopt();
+        }
+        Self::running_pid(&mut running).is_some()
+    }
+
     fn running_pid(running: &mut Option<Master>) -> Option<u32> {
         let m = running.as_mut()?;
         m.alive().then(|| m.pid())

@@ -24,6 +24,7 @@ mod store;
 mod system;
 mod timefmt;
 mod tls;
+mod topology;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -180,6 +181,7 @@ fn serve(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     } else {
         None
     };
+    let topology = topology::TopologyState::open(&cfg.state_dir)?;
     let sampler = Arc::new(system::Sampler::default());
     start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;
     let internal = server::Internal::bind(&std::env::temp_dir())
@@ -195,7 +197,8 @@ fn serve(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
             devices: registry,
             sampler: sampler.clone(),
             server_cert,
-            keepalived: keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived),
+            keepalived: Arc::new(keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived)),
+            topology,
         },
         router: router::Router::new(api::routes(&cfg.apis)),
         peers: peers.clone(),

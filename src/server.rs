@@ -182,6 +182,9 @@ fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result
     let cfg = &app.ctx.config;
     req.user = crate::auth::check(cfg.basic_auth.as_ref(), req.header("Authorization"))?;
     let (route, params) = match app.router.find(&req.method, &req.path) {
+        Match::Found(_, _) if changes_during_transition(app, req) => {
+            return Err(ApiError::new(503, "Topology transition in progress"))
+        }
         Match::Found(r, p) => (r, p),
         // The legacy API's own rule: any unknown method or URL on its paths is 403.
         Match::WrongMethod(_) | Match::NotFound
@@ -198,6 +201,14 @@ fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result
     };
     req.body = read_body(rq, cfg.max_body)?;
     (route.handler)(&app.ctx, req, &params)
+}
+
+/// While the topology changes, calls that change listeners, certificates, VRRP or the
+/// topology itself wait; reads go on.
+fn changes_during_transition(app: &App, req: &Request) -> bool {
+    req.method != "GET"
+        && app.ctx.topology.in_transition()
+        && (req.path.starts_with("/v0.1/") || req.path.starts_with("/instances"))
 }
 
 fn read_body(rq: &mut tiny_http::Request, max: u64) -> Result<Vec<u8>, ApiError> {

@@ -173,3 +173,63 @@ fn interface_lookup() {
     );
     let _: Value = r.json();
 }
+
+#[test]
+fn topology_without_work() {
+    let dir = TempDir::new("host");
+    let agent = Agent::start(&dir, &format!("amphora_id: {AMP}\n"));
+    let t = call(&agent, &dir, "GET", "/v0.1/topology", None).json();
+    assert_eq!(t["topology"], "SINGLE");
+    assert_eq!(t["role"], "ACTIVE");
+    assert_eq!(t["ha_ip"], "");
+    assert_eq!(t["uuid"], AMP);
+    for (body, why) in [
+        (
+            r#"{"topology":"BAD_TEST_DATA"}"#,
+            "Unknown topology: BAD_TEST_DATA",
+        ),
+        (
+            r#"{"topology":"SINGLE","role":"BOSS"}"#,
+            "Unknown role: BOSS",
+        ),
+        (
+            r#"{"topology":"ACTIVE-STANDBY","role":"ACTIVE"}"#,
+            "Invalid ha_ip",
+        ),
+        (
+            r#"{"topology":"ACTIVE-STANDBY","ha_ip":"203.0.113.2"}"#,
+            "Missing secret",
+        ),
+        ("nope", "not JSON"),
+    ] {
+        let r = call(
+            &agent,
+            &dir,
+            "POST",
+            "/v0.1/topology",
+            Some(body.as_bytes()),
+        );
+        assert_eq!(r.status, 400, "{body}");
+        assert_eq!(r.json()["message"], "Invalid request");
+        assert!(r.details().contains(why), "{body}: {}", r.body);
+    }
+    // No keepalived config: ACTIVE-STANDBY is recorded, nothing to run (200).
+    let body = br#"{"topology":"ACTIVE-STANDBY","role":"STANDBY","ha_ip":" 203.0.113.2","secret":"b20e06cf1abcf29c"}"#;
+    let r = call(&agent, &dir, "POST", "/v0.1/topology", Some(body));
+    assert_eq!(
+        (r.status, r.json()),
+        (200, serde_json::json!({"message": "OK"}))
+    );
+    let t = call(&agent, &dir, "GET", "/v0.1/topology", None);
+    assert_eq!(t.json()["topology"], "ACTIVE-STANDBY");
+    assert_eq!(t.json()["role"], "STANDBY");
+    assert_eq!(t.json()["ha_ip"], "203.0.113.2");
+    assert!(!t.body.contains("b20e06cf"), "the secret is never returned");
+    use std::os::unix::fs::MetadataExt;
+    let file = dir.path("state/topology.json");
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        call(&agent, &dir, "GET", "/v0.1/details", None).json()["topology"],
+        "ACTIVE-STANDBY"
+    );
+}

@@ -122,3 +122,80 @@ fn keepalived_upload_start_reload_stop() {
         "keepalived is not running"
     );
 }
+
+#[test]
+fn a_topology_change_runs_in_the_background_and_holds_changes_off() {
+    if !is_root() {
+        eprintln!(
+            "SKIP: a_topology_change_runs_in_the_background_and_holds_changes_off needs root"
+        );
+        return;
+    }
+    let ns = Netns::new("topo");
+    ns.ip(&[
+        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+    ]);
+    ns.ip(&["link", "set", "veth0", "up"]);
+    ns.ip(&["link", "set", "veth1", "up"]);
+    ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "veth0"]);
+    let dir = TempDir::new("topo");
+    let agent = Agent::start_in(&dir, "", Some(&ns.name));
+    let conf = config("198.51.100.60", "veth0").into_bytes();
+    assert_eq!(
+        call(&agent, &dir, "PUT", "/v0.1/vrrp/upload", Some(&conf)).status,
+        200
+    );
+
+    let body = br#"{"topology":"ACTIVE-STANDBY","role":"ACTIVE","ha_ip":"198.51.100.2","secret":"s3cret"}"#;
+    let r = call(&agent, &dir, "POST", "/v0.1/topology", Some(body));
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Changes wait while keepalived comes up and takes the VIP; reads go on.
+    let upload = b"global\n    maxconn 10\n".to_vec();
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/v0.1/listeners/amp/l1/haproxy",
+        Some(&upload),
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["message"], "Topology transition in progress");
+    assert_eq!(
+        call(&agent, &dir, "POST", "/v0.1/topology", Some(body)).status,
+        503
+    );
+    assert_eq!(
+        call(&agent, &dir, "GET", "/v0.1/topology", None).status,
+        200
+    );
+    common::wait_for("the transition to end", Duration::from_secs(20), || {
+        call(&agent, &dir, "GET", "/v0.1/details", None).json()["topology_status"] == "OK"
+    });
+    assert!(
+        has_address(&ns, "198.51.100.60"),
+        "keepalived holds the VIP once settled"
+    );
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/v0.1/listeners/amp/l1/haproxy",
+        Some(&upload),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // Back to SINGLE: keepalived goes, and the VIP with it.
+    let r = call(
+        &agent,
+        &dir,
+        "POST",
+        "/v0.1/topology",
+        Some(br#"{"topology":"SINGLE"}"#),
+    );
+    assert_eq!(r.status, 202);
+    common::wait_for("SINGLE settled", Duration::from_secs(20), || {
+        call(&agent, &dir, "GET", "/v0.1/details", None).json()["topology_status"] == "OK"
+            && !has_address(&ns, "198.51.100.60")
+    });
+    assert!(common::haproxy_pids(&dir.path("state/keepalived").display().to_string()).is_empty());
+}

@@ -10,6 +10,7 @@ use crate::keepalived::{self, KeepalivedError};
 use crate::router::{Params, Route};
 use crate::system;
 use crate::tls::RotateError;
+use crate::topology::{Change, Topology};
 
 pub const API_VERSION: &str = "0.1";
 
@@ -34,6 +35,16 @@ pub fn routes() -> Vec<Route> {
             method: "PUT",
             pattern: "/v0.1/certificate",
             handler: put_server_certificate,
+        },
+        Route {
+            method: "GET",
+            pattern: "/v0.1/topology",
+            handler: get_topology,
+        },
+        Route {
+            method: "POST",
+            pattern: "/v0.1/topology",
+            handler: set_topology,
         },
         // Before `{action}`, which would take "upload" for an action.
         Route {
@@ -135,9 +146,8 @@ fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
             "memory": memory(),
             "disk": { "used": used, "available": available },
             "load": load,
-            // Topology changes are not served yet: every amphora is SINGLE and settled.
-            "topology": "SINGLE",
-            "topology_status": "OK",
+            "topology": ctx.topology.get().topology,
+            "topology_status": topology_status(ctx),
             "listeners": listeners,
             "packages": packages,
         }),
@@ -195,6 +205,42 @@ fn vrrp_action(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
         202,
         &json!({ "message": "OK", "details": details }),
     ))
+}
+
+fn topology_status(ctx: &Ctx) -> &'static str {
+    if ctx.topology.in_transition() {
+        "TOPOLOGY-CHANGE"
+    } else {
+        "OK"
+    }
+}
+
+fn get_topology(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
+    let t = ctx.topology.get();
+    Ok(Reply::json(
+        200,
+        &json!({
+            "hostname": system::hostname(),
+            "uuid": uuid(ctx),
+            "topology": t.topology,
+            "role": t.role,
+            "ha_ip": t.ha_ip,
+        }),
+    ))
+}
+
+fn set_topology(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
+    let next = Topology::parse(&req.body)
+        .map_err(|d| ApiError::new(400, "Invalid request").with_details(d))?;
+    let change = ctx
+        .topology
+        .set(next, &ctx.keepalived)
+        .map_err(|e| ApiError::internal(format!("cannot store the topology: {e}")))?;
+    let status = match change {
+        Change::Done => 200,
+        Change::Started => 202,
+    };
+    Ok(Reply::json(status, &json!({ "message": "OK" })))
 }
 
 fn interface(_: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {

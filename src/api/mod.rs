@@ -92,7 +92,8 @@ pub struct Ctx {
     pub listeners: crate::listeners::Listeners,
     /// CPU and network rates over the last 30 seconds.
     pub sampler: std::sync::Arc<crate::system::Sampler>,
-    pub keepalived: crate::keepalived::Keepalived,
+    pub keepalived: std::sync::Arc<crate::keepalived::Keepalived>,
+    pub topology: crate::topology::TopologyState,
     /// The agent's own TLS certificate, when it serves HTTPS.
     pub server_cert: Option<crate::tls::ServerCert>,
     /// Loaded when the device API is served.

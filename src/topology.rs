@@ -1,0 +1,244 @@
+//! The amphora's topology (amphora API `/v0.1/topology`): SINGLE, ACTIVE-STANDBY or
+//! ACTIVE-ACTIVE, with role, HA address and shared secret, kept in `<state_dir>/topology.json`
+//! (0600: the secret is never returned). A change that needs work (keepalived started, reloaded
+//! or stopped, and settled) runs in the background; while it runs the amphora is in
+//! TOPOLOGY-CHANGE and changing calls are refused.
+
+use std::fs;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::keepalived::{self, Keepalived};
+use crate::{logs, store, system};
+
+/// How long a transition waits for keepalived to hold its addresses.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    pub topology: String,
+    pub role: String,
+    pub ha_ip: String,
+    secret: String,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            topology: "SINGLE".into(),
+            role: "ACTIVE".into(),
+            ha_ip: String::new(),
+            secret: String::new(),
+        }
+    }
+}
+
+impl Topology {
+    /// Parses a POST body; every field that fails is named in the error.
+    pub fn parse(body: &[u8]) -> Result<Topology, String> {
+        let v: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+        let obj = v.as_object().ok_or("body must be a JSON object")?;
+        let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).map(str::trim);
+        let mut bad = Vec::new();
+        let topology = text("topology").unwrap_or("");
+        if !["SINGLE", "ACTIVE-STANDBY", "ACTIVE-ACTIVE"].contains(&topology) {
+            bad.push(format!("Unknown topology: {topology}"));
+        }
+        let role = text("role").unwrap_or("ACTIVE");
+        if !["ACTIVE", "STANDBY"].contains(&role) {
+            bad.push(format!("Unknown role: {role}"));
+        }
+        let ha_ip = text("ha_ip").unwrap_or("");
+        let secret = text("secret").unwrap_or("");
+        if topology == "ACTIVE-STANDBY" {
+            if ha_ip.parse::<IpAddr>().is_err() {
+                bad.push(format!("Invalid ha_ip: {ha_ip:?}"));
+            }
+            if secret.is_empty() {
+                bad.push("Missing secret".into());
+            }
+        } else if !ha_ip.is_empty() && ha_ip.parse::<IpAddr>().is_err() {
+            bad.push(format!("Invalid ha_ip: {ha_ip:?}"));
+        }
+        if !bad.is_empty() {
+            return Err(bad.join("; "));
+        }
+        Ok(Topology {
+            topology: topology.into(),
+            role: role.into(),
+            ha_ip: ha_ip.into(),
+            secret: secret.into(),
+        })
+    }
+}
+
+/// The addresses of a keepalived config's `virtual_ipaddress` blocks.
+pub fn vips(conf: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in conf.lines() {
+        let line = line.split(['#', '!']).next().unwrap_or("").trim();
+        if line.starts_with("virtual_ipaddress") && line.ends_with('{') {
+            inside = true;
+        } else if inside && line.starts_with('}') {
+            inside = false;
+        } else if inside {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if let Ok(ip) = first.split('/').next().unwrap_or("").parse() {
+                out.push(ip);
+            }
+        }
+    }
+    out
+}
+
+pub struct TopologyState {
+    path: PathBuf,
+    current: Mutex<Topology>,
+    changing: Arc<AtomicBool>,
+}
+
+/// What a POST did.
+pub enum Change {
+    /// Recorded; nothing to do.
+    Done,
+    /// Recorded; work runs in the background.
+    Started,
+}
+
+impl TopologyState {
+    /// Loads `<state_dir>/topology.json` (missing: SINGLE). One that does not parse stops the
+    /// agent rather than being replaced.
+    pub fn open(state_dir: &Path) -> Result<TopologyState, String> {
+        let path = state_dir.join("topology.json");
+        let current = match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                format!(
+                    "{}: not a valid topology ({e}); fix or move it away",
+                    path.display()
+                )
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Topology::default(),
+            Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+        };
+        Ok(TopologyState {
+            path,
+            current: Mutex::new(current),
+            changing: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub fn get(&self) -> Topology {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn in_transition(&self) -> bool {
+        self.changing.load(Ordering::SeqCst)
+    }
+
+    /// Records `next` and brings keepalived in line with it: ACTIVE-STANDBY runs the uploaded
+    /// keepalived config, SINGLE runs none.
+    pub fn set(&self, next: Topology, ka: &Arc<Keepalived>) -> io::Result<Change> {
+        let bytes = serde_json::to_vec(&next).map_err(io::Error::other)?;
+        store::write_atomic(&self.path, &bytes, 0o600)?;
+        let active = next.role == "ACTIVE";
+        let work = match next.topology.as_str() {
+            "ACTIVE-STANDBY" if ka.has_config() => Some(keepalived::Action::Start),
+            "SINGLE" if ka.is_running() => Some(keepalived::Action::Stop),
+            _ => None,
+        };
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        let Some(action) = work else {
+            return Ok(Change::Done);
+        };
+        self.changing.store(true, Ordering::SeqCst);
+        let (ka, changing) = (ka.clone(), self.changing.clone());
+        let spawned = thread::Builder::new()
+            .name("topology".into())
+            .spawn(move || {
+                match ka.act(action) {
+                    Ok(what) => {
+                        logs::info(&format!("topology change: {what}"));
+                        if action == keepalived::Action::Start && active {
+                            settle(&ka);
+                        }
+                    }
+                    Err(e) => logs::error(&format!("topology change failed: {e:?}")),
+                }
+                changing.store(false, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            self.changing.store(false, Ordering::SeqCst);
+            return Err(e);
+        }
+        Ok(Change::Started)
+    }
+}
+
+/// Waits (bounded) until the addresses keepalived should hold as MASTER are on this host.
+fn settle(ka: &Keepalived) {
+    let want = vips(&ka.config_text());
+    let end = Instant::now() + SETTLE_TIMEOUT;
+    while Instant::now() < end {
+        if want.iter().all(|ip| system::interface_of(*ip).is_some()) {
+            return;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    logs::warn("topology change: keepalived did not take its addresses in time");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_names_every_bad_field() {
+        let t = Topology::parse(
+            br#"{"topology":"ACTIVE-STANDBY","role":"ACTIVE","ha_ip":" 203.0.113.2","secret":"s"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.ha_ip, "203.0.113.2");
+        assert_eq!(
+            Topology::parse(br#"{"topology":"BAD_TEST_DATA"}"#).unwrap_err(),
+            "Unknown topology: BAD_TEST_DATA"
+        );
+        let e = Topology::parse(br#"{"topology":"ACTIVE-STANDBY","role":"BOSS","ha_ip":"x"}"#)
+            .unwrap_err();
+        assert!(
+            e.contains("Unknown role: BOSS")
+                && e.contains("Invalid ha_ip")
+                && e.contains("Missing secret"),
+            "{e}"
+        );
+        assert!(Topology::parse(b"[]").is_err());
+        assert_eq!(
+            Topology::parse(br#"{"topology":"SINGLE"}"#).unwrap().role,
+            "ACTIVE"
+        );
+    }
+
+    #[test]
+    fn vips_from_keepalived_config() {
+        let conf = "vrrp_instance VI_1 {\n  virtual_ipaddress {\n    203.0.113.50/24 dev eth1\n    2001:db8::5\n  }\n  # virtual_ipaddress { 1.1.1.1 }\n}\n";
+        assert_eq!(
+            vips(conf),
+            [
+                "203.0.113.50".parse::<IpAddr>().unwrap(),
+                "2001:db8::5".parse().unwrap()
+            ]
+        );
+        assert!(vips("").is_empty());
+    }
+}
