@@ -15,6 +15,7 @@ mod launcher;
 mod listeners;
 mod logs;
 mod names;
+mod netplug;
 mod pools;
 mod process;
 mod router;
@@ -182,6 +183,9 @@ fn serve(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
         None
     };
     let topology = topology::TopologyState::open(&cfg.state_dir)?;
+    let plugs = netplug::Plugs::open(&cfg.state_dir)?;
+    // Interfaces come back down after a reboot: put the recorded plugs back first.
+    plugs.reapply();
     let sampler = Arc::new(system::Sampler::default());
     start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;
     let internal = server::Internal::bind(&std::env::temp_dir())
@@ -199,6 +203,7 @@ fn serve(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
             server_cert,
             keepalived: Arc::new(keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived)),
             topology,
+            plugs,
         },
         router: router::Router::new(api::routes(&cfg.apis)),
         peers: peers.clone(),

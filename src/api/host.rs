@@ -7,6 +7,7 @@ use crate::api::{Ctx, Reply, Request};
 use crate::certs;
 use crate::error::ApiError;
 use crate::keepalived::{self, KeepalivedError};
+use crate::netplug::{self, PlugError};
 use crate::router::{Params, Route};
 use crate::system;
 use crate::tls::RotateError;
@@ -45,6 +46,21 @@ pub fn routes() -> Vec<Route> {
             method: "POST",
             pattern: "/v0.1/topology",
             handler: set_topology,
+        },
+        Route {
+            method: "POST",
+            pattern: "/v0.1/plug/vip/{ip}",
+            handler: plug_vip,
+        },
+        Route {
+            method: "POST",
+            pattern: "/v0.1/plug/network/",
+            handler: plug_network,
+        },
+        Route {
+            method: "POST",
+            pattern: "/v0.1/plug/network",
+            handler: plug_network,
         },
         // Before `{action}`, which would take "upload" for an action.
         Route {
@@ -241,6 +257,40 @@ fn set_topology(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError>
         Change::Started => 202,
     };
     Ok(Reply::json(status, &json!({ "message": "OK" })))
+}
+
+impl From<PlugError> for ApiError {
+    fn from(e: PlugError) -> Self {
+        match e {
+            PlugError::Invalid(message, details) => {
+                ApiError::new(400, message).with_details(details)
+            }
+            PlugError::NoInterface => ApiError::new(404, "No suitable network interface found"),
+            PlugError::AlreadyPlugged(mac) => ApiError::new(409, "Interface already plugged")
+                .with_details(format!("the interface with MAC {mac} is already plugged")),
+            PlugError::Failed(message, out) => ApiError::new(500, message).with_details(out),
+            PlugError::Io(e) => ApiError::internal(format!("cannot record the plug: {e}")),
+        }
+    }
+}
+
+fn plug_vip(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
+    let plug = netplug::vip_plug(p.get("ip"), &req.body)?;
+    let vip = plug.vip.clone().unwrap_or_default();
+    let dev = ctx.plugs.plug(plug, "Error plugging VIP")?;
+    Ok(Reply::json(
+        202,
+        &json!({ "message": "OK", "details": format!("VIP {vip} plugged on interface {dev}") }),
+    ))
+}
+
+fn plug_network(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
+    let plug = netplug::network_plug(&req.body)?;
+    let dev = ctx.plugs.plug(plug, "Error plugging Port")?;
+    Ok(Reply::json(
+        202,
+        &json!({ "message": "OK", "details": format!("Plugged interface {dev}") }),
+    ))
 }
 
 fn interface(_: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {

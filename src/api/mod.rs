@@ -94,6 +94,7 @@ pub struct Ctx {
     pub sampler: std::sync::Arc<crate::system::Sampler>,
     pub keepalived: std::sync::Arc<crate::keepalived::Keepalived>,
     pub topology: crate::topology::TopologyState,
+    pub plugs: crate::netplug::Plugs,
     /// The agent's own TLS certificate, when it serves HTTPS.
     pub server_cert: Option<crate::tls::ServerCert>,
     /// Loaded when the device API is served.

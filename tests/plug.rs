@@ -1,0 +1,170 @@
+//! VIP and network plugging for real: the agent runs in a network namespace the test makes,
+//! with veth ports whose other ends sit in a peer namespace. Needs root (CI is root).
+
+mod common;
+
+use common::{call, is_root, run, Agent, Netns, TempDir};
+use std::process::Command;
+
+const VIP_MAC: &str = "02:00:5e:00:00:01";
+const NET_MAC: &str = "02:00:5e:00:00:02";
+
+fn ping_from(peer: &Netns, ip: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns", "exec", &peer.name, "ping", "-c", "1", "-W", "2", ip,
+        ])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn vip_body(subnet: &str, gateway: &str, mac: &str) -> Vec<u8> {
+    serde_json::json!({ "subnet_cidr": subnet, "gateway": gateway, "mac_address": mac })
+        .to_string()
+        .into_bytes()
+}
+
+#[test]
+fn plug_a_vip_and_a_network_then_survive_a_restart() {
+    if !is_root() {
+        eprintln!("SKIP: plug_a_vip_and_a_network_then_survive_a_restart needs root for network namespaces");
+        return;
+    }
+    let (amp, peer) = (Netns::new("amp"), Netns::new("peer"));
+    // Two ports, still down on the amphora side, as a cloud attaches them.
+    for (dev, mac, other) in [("lbt0", VIP_MAC, "lbt1"), ("lbn0", NET_MAC, "lbn1")] {
+        amp.ip(&[
+            "link", "add", dev, "address", mac, "type", "veth", "peer", "name", other, "netns",
+            &peer.name,
+        ]);
+        peer.ip(&["link", "set", other, "up"]);
+    }
+    peer.ip(&["addr", "add", "203.0.113.1/24", "dev", "lbt1"]);
+    peer.ip(&["addr", "add", "198.51.100.1/24", "dev", "lbn1"]);
+    let dir = TempDir::new("plug");
+    let mut agent = Agent::start_in(&dir, "", Some(&amp.name));
+
+    // Bad input first: nothing is touched.
+    for (vip, body, message) in [
+        (
+            "203.0.113.300",
+            vip_body("203.0.113.0/24", "203.0.113.1", VIP_MAC),
+            "Invalid VIP",
+        ),
+        (
+            "198.51.100.7",
+            vip_body("203.0.113.0/24", "203.0.113.1", VIP_MAC),
+            "Invalid subnet information",
+        ),
+        (
+            "203.0.113.2",
+            vip_body("203.0.113.0/40", "203.0.113.1", VIP_MAC),
+            "Invalid subnet information",
+        ),
+        (
+            "203.0.113.2",
+            vip_body("203.0.113.0/24", "203.0.113.1", "02:00:5e"),
+            "Invalid subnet information",
+        ),
+    ] {
+        let r = call(
+            &agent,
+            &dir,
+            "POST",
+            &format!("/v0.1/plug/vip/{vip}"),
+            Some(&body),
+        );
+        assert_eq!(
+            (r.status, r.json()["message"].as_str().unwrap()),
+            (400, message),
+            "{vip}: {}",
+            r.body
+        );
+    }
+    let r = call(
+        &agent,
+        &dir,
+        "POST",
+        "/v0.1/plug/vip/203.0.113.2",
+        Some(&vip_body(
+            "203.0.113.0/24",
+            "203.0.113.1",
+            "02:00:5e:00:00:99",
+        )),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "No suitable network interface found");
+    assert!(!amp.ip(&["addr"]).contains("203.0.113.2"));
+
+    let r = call(
+        &agent,
+        &dir,
+        "POST",
+        "/v0.1/plug/vip/203.0.113.2",
+        Some(&vip_body("203.0.113.0/24", "203.0.113.1", VIP_MAC)),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"message": "OK", "details": "VIP 203.0.113.2 plugged on interface lbt0"})
+    );
+    let check_vip = |amp: &Netns| {
+        let addr = amp.ip(&["-br", "addr", "show", "dev", "lbt0"]);
+        assert!(
+            addr.contains("203.0.113.2/24") && addr.contains("UP"),
+            "{addr}"
+        );
+        let table = amp.ip(&["route", "show", "table", "100"]);
+        assert!(
+            table.contains("default via 203.0.113.1 dev lbt0"),
+            "{table}"
+        );
+        assert!(
+            table.contains("203.0.113.0/24 dev lbt0") && table.contains("src 203.0.113.2"),
+            "{table}"
+        );
+        let rules = amp.ip(&["rule"]);
+        assert!(rules.contains("from 203.0.113.2 lookup 100"), "{rules}");
+    };
+    check_vip(&amp);
+    assert!(
+        ping_from(&peer, "203.0.113.2"),
+        "the VIP answers from the peer network"
+    );
+    let r = call(
+        &agent,
+        &dir,
+        "POST",
+        "/v0.1/plug/vip/203.0.113.2",
+        Some(&vip_body("203.0.113.0/24", "203.0.113.1", VIP_MAC)),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+
+    let body = serde_json::json!({"mac_address": NET_MAC, "fixed_ips": [{"ip_address": "198.51.100.9", "subnet_cidr": "198.51.100.0/24"}]});
+    let r = call(
+        &agent,
+        &dir,
+        "POST",
+        "/v0.1/plug/network/",
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.json()["details"], "Plugged interface lbn0");
+    assert!(ping_from(&peer, "198.51.100.9"));
+
+    // A reboot takes the configuration away; the agent puts it back when it starts.
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    for dev in ["lbt0", "lbn0"] {
+        amp.ip(&["addr", "flush", "dev", dev]);
+        amp.ip(&["link", "set", dev, "down"]);
+    }
+    amp.ip(&["rule", "del", "from", "203.0.113.2", "table", "100"]);
+    let _ = run(Command::new("ip").args(["-n", &amp.name, "route", "flush", "table", "100"]));
+    assert!(!ping_from(&peer, "203.0.113.2"));
+    let _agent = Agent::start_in(&dir, "", Some(&amp.name));
+    check_vip(&amp);
+    assert!(ping_from(&peer, "203.0.113.2"));
+    assert!(ping_from(&peer, "198.51.100.9"));
+}
