@@ -69,6 +69,12 @@ pub fn parse_mac(s: &str) -> Option<String> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub destination: String,
+    pub nexthop: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixedIp {
     pub ip_address: String,
     pub subnet_cidr: String,
@@ -82,6 +88,11 @@ pub struct Plug {
     pub vip: Option<String>,
     pub subnet_cidr: Option<String>,
     pub gateway: Option<String>,
+    /// The amphora's own address on the VIP's network (keepalived speaks from it).
+    #[serde(default)]
+    pub vrrp_ip: Option<String>,
+    #[serde(default)]
+    pub host_routes: Vec<HostRoute>,
     pub mtu: Option<u32>,
     #[serde(default)]
     pub fixed_ips: Vec<FixedIp>,
@@ -150,6 +161,13 @@ fn apply(steps: &[(Vec<String>, Vec<String>)], tolerate_exists: bool) -> Result<
 /// The `ip` steps (with their undo) that realise a plug on `dev`.
 fn steps(p: &Plug, dev: &str) -> Vec<(Vec<String>, Vec<String>)> {
     let mut s = Vec::new();
+    if let (Some(ip), Some(cidr)) = (&p.vrrp_ip, p.subnet_cidr.as_deref().and_then(Cidr::parse)) {
+        let addr = format!("{ip}/{}", cidr.len);
+        s.push((
+            argv(&format!("addr add {addr} dev {dev}")),
+            argv(&format!("addr del {addr} dev {dev}")),
+        ));
+    }
     if let (Some(vip), Some(cidr)) = (&p.vip, p.subnet_cidr.as_deref().and_then(Cidr::parse)) {
         let addr = format!("{vip}/{}", cidr.len);
         s.push((
@@ -189,6 +207,13 @@ fn steps(p: &Plug, dev: &str) -> Vec<(Vec<String>, Vec<String>)> {
                 argv(&format!(
                     "{fam} route add default via {gw} dev {dev} table {table}"
                 )),
+                Vec::new(),
+            ));
+        }
+        for r in &p.host_routes {
+            let route = format!("{} via {}", r.destination, r.nexthop);
+            s.push((
+                argv(&format!("{fam} route add {route} dev {dev} table {table}")),
                 Vec::new(),
             ));
         }
@@ -308,11 +333,42 @@ pub fn vip_plug(vip: &str, body: &[u8]) -> Result<Plug, PlugError> {
     let mac = text("mac_address")
         .and_then(|m| parse_mac(&m))
         .ok_or_else(|| subnet("mac_address must look like aa:bb:cc:dd:ee:ff".into()))?;
+    let in_subnet = |what: &str, s: &str| -> Result<String, PlugError> {
+        match s.parse::<IpAddr>() {
+            Ok(ip) if cidr.contains(ip) => Ok(ip.to_string()),
+            _ => Err(subnet(format!(
+                "{what} {s} is not an address in {cidr_text}"
+            ))),
+        }
+    };
+    let vrrp_ip = match text("vrrp_ip") {
+        Some(ip) if !ip.is_empty() => Some(in_subnet("vrrp_ip", &ip)?),
+        _ => None,
+    };
+    let mut host_routes = Vec::new();
+    for r in v
+        .get("host_routes")
+        .and_then(|r| r.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let dest = r.get("destination").and_then(|x| x.as_str()).unwrap_or("");
+        let hop = r.get("nexthop").and_then(|x| x.as_str()).unwrap_or("");
+        let dest = Cidr::parse(dest)
+            .filter(|d| d.addr.is_ipv4() == cidr.addr.is_ipv4())
+            .ok_or_else(|| subnet(format!("bad host route destination {dest:?}")))?;
+        host_routes.push(HostRoute {
+            destination: dest.network(),
+            nexthop: in_subnet("host route nexthop", hop)?,
+        });
+    }
     Ok(Plug {
         mac_address: mac,
         vip: Some(vip_ip.to_string()),
         subnet_cidr: Some(cidr.network()),
         gateway,
+        vrrp_ip,
+        host_routes,
         mtu: mtu(&v)?,
         fixed_ips: Vec::new(),
         table: None,
@@ -365,6 +421,8 @@ pub fn network_plug(body: &[u8]) -> Result<Plug, PlugError> {
         vip: None,
         subnet_cidr: None,
         gateway: None,
+        vrrp_ip: None,
+        host_routes: Vec::new(),
         mtu: mtu(&v)?,
         fixed_ips,
         table: None,

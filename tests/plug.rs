@@ -97,12 +97,36 @@ fn plug_a_vip_and_a_network_then_survive_a_restart() {
     assert_eq!(r.json()["message"], "No suitable network interface found");
     assert!(!amp.ip(&["addr"]).contains("203.0.113.2"));
 
+    // A step that fails (the same host route twice): 500 with ip's words, and nothing left over.
+    let route = serde_json::json!({"destination": "192.0.2.0/24", "nexthop": "203.0.113.1"});
+    let failing = serde_json::json!({"subnet_cidr": "203.0.113.0/24", "gateway": "203.0.113.1",
+        "mac_address": VIP_MAC, "vrrp_ip": "203.0.113.3", "host_routes": [route, route]});
     let r = call(
         &agent,
         &dir,
         "POST",
         "/v0.1/plug/vip/203.0.113.2",
-        Some(&vip_body("203.0.113.0/24", "203.0.113.1", VIP_MAC)),
+        Some(failing.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.json()["message"], "Error plugging VIP");
+    assert!(r.details().contains("File exists"), "{}", r.body);
+    let addr = amp.ip(&["-br", "addr", "show", "dev", "lbt0"]);
+    assert!(
+        !addr.contains("203.0.113.") && addr.contains("DOWN"),
+        "rolled back: {addr}"
+    );
+    assert!(!amp.ip(&["rule"]).contains("203.0.113.2"));
+    assert_eq!(amp.ip(&["route", "show", "table", "100"]).trim(), "");
+
+    let good = serde_json::json!({"subnet_cidr": "203.0.113.0/24", "gateway": "203.0.113.1",
+        "mac_address": VIP_MAC, "vrrp_ip": "203.0.113.3", "host_routes": [route]});
+    let r = call(
+        &agent,
+        &dir,
+        "POST",
+        "/v0.1/plug/vip/203.0.113.2",
+        Some(good.to_string().as_bytes()),
     );
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(
@@ -126,6 +150,11 @@ fn plug_a_vip_and_a_network_then_survive_a_restart() {
         );
         let rules = amp.ip(&["rule"]);
         assert!(rules.contains("from 203.0.113.2 lookup 100"), "{rules}");
+        assert!(addr.contains("203.0.113.3/24"), "vrrp_ip: {addr}");
+        assert!(
+            table.contains("192.0.2.0/24 via 203.0.113.1 dev lbt0"),
+            "host route: {table}"
+        );
     };
     check_vip(&amp);
     assert!(
