@@ -85,6 +85,22 @@ impl Keepalived {
     /// Checks `body` with `keepalived -t` and makes it the config (0600: it may hold VRRP
     /// passwords). A running keepalived keeps its config until reloaded.
     pub fn upload(&self, body: &[u8]) -> Result<(), KeepalivedError> {
+        // `include` would make keepalived read (and echo into its errors) any file on the
+        // host, secrets included.
+        let text = String::from_utf8_lossy(body);
+        if text.lines().any(|l| {
+            let l = l.trim_start();
+            let l = if l.starts_with('@') {
+                l.split_once(' ').map_or("", |x| x.1).trim_start()
+            } else {
+                l
+            };
+            l.starts_with("include")
+        }) {
+            return Err(KeepalivedError::Invalid(
+                "include is not allowed: upload one self-contained configuration".into(),
+            ));
+        }
         let _g = self.lock();
         store::ensure_dir(&self.dir, 0o700).map_err(KeepalivedError::Io)?;
         let candidate = self.file("keepalived.conf.new");

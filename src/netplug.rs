@@ -18,6 +18,7 @@ use crate::{logs, process, store};
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Routing tables for plugged VIPs start here (one per plug).
 const TABLE_BASE: u32 = 100;
+const TABLE_END: u32 = 253;
 
 /// A network prefix: address and length, e.g. `203.0.113.0/24`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +33,21 @@ impl Cidr {
         let addr: IpAddr = a.parse().ok()?;
         let len: u8 = l.parse().ok()?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        (len <= max).then_some(Cidr { addr, len })
+        (len <= max).then_some(())?;
+        // Host bits are dropped (`203.0.113.7/24` is the network `203.0.113.0/24`): `ip route`
+        // refuses them.
+        let keep = |bits: u32| {
+            if len == 0 {
+                0
+            } else {
+                u128::MAX << (bits - u32::from(len))
+            }
+        };
+        let addr = match addr {
+            IpAddr::V4(v) => IpAddr::from((u32::from(v) & keep(32) as u32).to_be_bytes()),
+            IpAddr::V6(v) => IpAddr::from((u128::from(v) & keep(128)).to_be_bytes()),
+        };
+        Some(Cidr { addr, len })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -112,7 +127,9 @@ pub enum PlugError {
 }
 
 /// Finds the interface with `mac`; returns its name and whether it is up.
+/// VLANs, bonds and macvlans can share a MAC with the port: a down one is preferred.
 pub fn interface_by_mac(mac: &str) -> Option<(String, bool)> {
+    let mut found: Vec<(String, bool)> = Vec::new();
     for e in fs::read_dir("/sys/class/net").ok()?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let addr = fs::read_to_string(e.path().join("address")).unwrap_or_default();
@@ -120,10 +137,11 @@ pub fn interface_by_mac(mac: &str) -> Option<(String, bool)> {
             let flags = fs::read_to_string(e.path().join("flags")).unwrap_or_default();
             let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
             // IFF_UP.
-            return Some((name, flags & 1 != 0));
+            found.push((name, flags & 1 != 0));
         }
     }
-    None
+    found.sort_by_key(|(_, up)| *up);
+    found.into_iter().next()
 }
 
 /// `ip args...`; Err(output) when it fails.
@@ -141,21 +159,43 @@ fn argv(s: &str) -> Vec<String> {
 
 /// Runs steps in order; on a failure, runs the undo steps of those that succeeded, newest
 /// first. `tolerate_exists` makes "File exists" a success (re-applying a plug).
-fn apply(steps: &[(Vec<String>, Vec<String>)], tolerate_exists: bool) -> Result<(), String> {
+fn apply(steps: &[(Vec<String>, Vec<String>)]) -> Result<(), String> {
     for (i, (doit, _)) in steps.iter().enumerate() {
         if let Err(e) = ip(doit) {
-            if tolerate_exists && e.contains("File exists") {
-                continue;
-            }
-            for (_, undo) in steps[..i].iter().rev() {
-                if !undo.is_empty() {
-                    let _ = ip(undo);
-                }
-            }
+            undo(&steps[..i]);
             return Err(e);
         }
     }
     Ok(())
+}
+
+/// Undoes steps, newest first.
+fn undo(steps: &[(Vec<String>, Vec<String>)]) {
+    for (_, back) in steps.iter().rev() {
+        if !back.is_empty() {
+            let _ = ip(back);
+        }
+    }
+}
+
+/// Re-applies steps after a restart: what is already there stays, nothing is undone (a
+/// working VIP must not be taken down because one step failed). Returns the failures.
+fn reapply_steps(steps: &[(Vec<String>, Vec<String>)]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|(doit, _)| ip(doit).err())
+        .filter(|e| !e.contains("File exists"))
+        .collect()
+}
+
+/// IPv6 addresses skip duplicate address detection: a tentative address cannot be a route's
+/// source, and the port is ours alone.
+fn nodad(addr: &str) -> &'static str {
+    if addr.contains(':') {
+        " nodad"
+    } else {
+        ""
+    }
 }
 
 /// The `ip` steps (with their undo) that realise a plug on `dev`.
@@ -164,14 +204,14 @@ fn steps(p: &Plug, dev: &str) -> Vec<(Vec<String>, Vec<String>)> {
     if let (Some(ip), Some(cidr)) = (&p.vrrp_ip, p.subnet_cidr.as_deref().and_then(Cidr::parse)) {
         let addr = format!("{ip}/{}", cidr.len);
         s.push((
-            argv(&format!("addr add {addr} dev {dev}")),
+            argv(&format!("addr add {addr} dev {dev}{}", nodad(&addr))),
             argv(&format!("addr del {addr} dev {dev}")),
         ));
     }
     if let (Some(vip), Some(cidr)) = (&p.vip, p.subnet_cidr.as_deref().and_then(Cidr::parse)) {
         let addr = format!("{vip}/{}", cidr.len);
         s.push((
-            argv(&format!("addr add {addr} dev {dev}")),
+            argv(&format!("addr add {addr} dev {dev}{}", nodad(&addr))),
             argv(&format!("addr del {addr} dev {dev}")),
         ));
     }
@@ -179,7 +219,7 @@ fn steps(p: &Plug, dev: &str) -> Vec<(Vec<String>, Vec<String>)> {
         if let Some(c) = Cidr::parse(&f.subnet_cidr) {
             let addr = format!("{}/{}", f.ip_address, c.len);
             s.push((
-                argv(&format!("addr add {addr} dev {dev}")),
+                argv(&format!("addr add {addr} dev {dev}{}", nodad(&addr))),
                 argv(&format!("addr del {addr} dev {dev}")),
             ));
         }
@@ -271,14 +311,25 @@ impl Plugs {
         }
         if p.vip.is_some() {
             let used: Vec<u32> = list.iter().filter_map(|q| q.table).collect();
-            p.table = (TABLE_BASE..).find(|t| !used.contains(t));
+            // Below 253: 253-255 are the kernel's default, main and local tables.
+            p.table = Some(
+                (TABLE_BASE..TABLE_END)
+                    .find(|t| !used.contains(t))
+                    .ok_or(PlugError::Failed(action, "no free routing table".into()))?,
+            );
         }
-        apply(&steps(&p, &dev), false).map_err(|e| PlugError::Failed(action, e))?;
+        let done = steps(&p, &dev);
+        apply(&done).map_err(|e| PlugError::Failed(action, e))?;
         let mut next = list.clone();
         next.push(p);
-        let bytes =
-            serde_json::to_vec_pretty(&next).map_err(|e| PlugError::Io(io::Error::other(e)))?;
-        store::write_atomic(&self.path, &bytes, 0o640).map_err(PlugError::Io)?;
+        let recorded = serde_json::to_vec_pretty(&next)
+            .map_err(io::Error::other)
+            .and_then(|bytes| store::write_atomic(&self.path, &bytes, 0o640));
+        if let Err(e) = recorded {
+            // Unrecorded, it would not come back after a reboot: better not plugged at all.
+            undo(&done);
+            return Err(PlugError::Io(e));
+        }
         *list = next;
         Ok(dev)
     }
@@ -287,10 +338,15 @@ impl Plugs {
     pub fn reapply(&self) {
         for p in self.lock().iter() {
             match interface_by_mac(&p.mac_address) {
-                Some((dev, _)) => match apply(&steps(p, &dev), true) {
-                    Ok(()) => logs::info(&format!("plug {} re-applied on {dev}", p.mac_address)),
-                    Err(e) => logs::error(&format!("plug {} on {dev}: {e}", p.mac_address)),
-                },
+                Some((dev, _)) => {
+                    let failed = reapply_steps(&steps(p, &dev));
+                    if failed.is_empty() {
+                        logs::info(&format!("plug {} re-applied on {dev}", p.mac_address));
+                    }
+                    for e in failed {
+                        logs::error(&format!("plug {} on {dev}: {e}", p.mac_address));
+                    }
+                }
                 None => logs::warn(&format!(
                     "plug {}: no interface with that MAC",
                     p.mac_address
@@ -345,6 +401,14 @@ pub fn vip_plug(vip: &str, body: &[u8]) -> Result<Plug, PlugError> {
         Some(ip) if !ip.is_empty() => Some(in_subnet("vrrp_ip", &ip)?),
         _ => None,
     };
+    let vip_text = vip_ip.to_string();
+    if vrrp_ip.as_deref() == Some(vip_text.as_str())
+        || gateway.as_deref() == Some(vip_text.as_str())
+    {
+        return Err(subnet(
+            "vrrp_ip and gateway must differ from the VIP".into(),
+        ));
+    }
     let mut host_routes = Vec::new();
     for r in v
         .get("host_routes")

@@ -200,6 +200,10 @@ fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result
         Match::NotFound => return Err(ApiError::not_found(format!("No such path: {}", req.path))),
     };
     req.body = read_body(rq, cfg.max_body)?;
+    // Again: the body may have taken long enough for a transition to begin.
+    if changes_during_transition(app, req) {
+        return Err(ApiError::new(503, "Topology transition in progress"));
+    }
     (route.handler)(&app.ctx, req, &params)
 }
 

@@ -113,16 +113,31 @@ impl ServerCert {
     /// (0600) and then served to new connections. The certificate file is written first and
     /// holds the key too, so a crash between the two writes still leaves a pair that loads.
     pub fn rotate(&self, pem: &[u8]) -> Result<(), RotateError> {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let ck = certified_key(pem, pem).map_err(RotateError::Pem)?;
         let (keys, certs) = split_pem(pem);
         let bundle = format!("{keys}{certs}");
+        let old = std::fs::read(&self.files.cert).map_err(RotateError::Io)?;
         store::write_atomic(&self.files.cert, bundle.as_bytes(), 0o600).map_err(RotateError::Io)?;
-        if self.files.key != self.files.cert {
-            store::write_atomic(&self.files.key, keys.as_bytes(), 0o600)
-                .map_err(RotateError::Io)?;
+        if !same_file(&self.files.key, &self.files.cert) {
+            if let Err(e) = store::write_atomic(&self.files.key, keys.as_bytes(), 0o600) {
+                // Keep the pair that is being served.
+                let _ = store::write_atomic(&self.files.cert, &old, 0o600);
+                return Err(RotateError::Io(e));
+            }
         }
         self.slot.replace(ck);
         Ok(())
+    }
+}
+
+/// Whether two paths name one file (through `..`, links or not).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => a == b,
     }
 }
 

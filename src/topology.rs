@@ -41,6 +41,11 @@ impl Default for Topology {
 }
 
 impl Topology {
+    /// Whether this amphora is in an active role (a standby of an ACTIVE-STANDBY pair is not).
+    pub fn is_active(&self) -> bool {
+        !(self.topology == "ACTIVE-STANDBY" && self.role == "STANDBY")
+    }
+
     /// Parses a POST body; every field that fails is named in the error.
     pub fn parse(body: &[u8]) -> Result<Topology, String> {
         let v: serde_json::Value =
@@ -149,24 +154,39 @@ impl TopologyState {
 
     /// Records `next` and brings keepalived in line with it: ACTIVE-STANDBY runs the uploaded
     /// keepalived config, SINGLE runs none.
-    pub fn set(&self, next: Topology, ka: &Arc<Keepalived>) -> io::Result<Change> {
-        let bytes = serde_json::to_vec(&next).map_err(io::Error::other)?;
-        store::write_atomic(&self.path, &bytes, 0o600)?;
+    pub fn set(&self, next: Topology, ka: &Arc<Keepalived>) -> io::Result<Option<Change>> {
+        // One change at a time: a second one while this runs is refused (None -> 503).
+        if self
+            .changing
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Ok(None);
+        }
+        let mut flag = Transition(self.changing.clone());
         let active = next.role == "ACTIVE";
         let work = match next.topology.as_str() {
             "ACTIVE-STANDBY" if ka.has_config() => Some(keepalived::Action::Start),
             "SINGLE" if ka.is_running() => Some(keepalived::Action::Stop),
             _ => None,
         };
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        {
+            // File and memory change together.
+            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            let bytes = serde_json::to_vec(&next).map_err(io::Error::other)?;
+            store::write_atomic(&self.path, &bytes, 0o600)?;
+            *current = next;
+        }
         let Some(action) = work else {
-            return Ok(Change::Done);
+            return Ok(Some(Change::Done));
         };
-        self.changing.store(true, Ordering::SeqCst);
-        let (ka, changing) = (ka.clone(), self.changing.clone());
+        let ka = ka.clone();
+        let flag_for_thread = Transition(flag.0.clone());
         let spawned = thread::Builder::new()
             .name("topology".into())
             .spawn(move || {
+                // Cleared when this ends, however it ends.
+                let _flag = flag_for_thread;
                 match ka.act(action) {
                     Ok(what) => {
                         logs::info(&format!("topology change: {what}"));
@@ -176,13 +196,24 @@ impl TopologyState {
                     }
                     Err(e) => logs::error(&format!("topology change failed: {e:?}")),
                 }
-                changing.store(false, Ordering::SeqCst);
             });
-        if let Err(e) = spawned {
-            self.changing.store(false, Ordering::SeqCst);
-            return Err(e);
+        match spawned {
+            Ok(_) => {
+                // The thread clears the flag now.
+                flag.0 = Arc::new(AtomicBool::new(false));
+                Ok(Some(Change::Started))
+            }
+            Err(e) => Err(e),
         }
-        Ok(Change::Started)
+    }
+}
+
+/// Clears the transition flag when dropped.
+struct Transition(Arc<AtomicBool>);
+
+impl Drop for Transition {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 

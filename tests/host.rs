@@ -152,7 +152,13 @@ fn info_and_details_describe_this_machine() {
 fn interface_lookup() {
     let dir = TempDir::new("host");
     let agent = Agent::start(&dir, "");
-    for ip in ["127.0.0.1", "::1", "0:0:0:0:0:0:0:1"] {
+    let ipv6 = std::path::Path::new("/proc/net/if_inet6").exists();
+    let ips: &[&str] = if ipv6 {
+        &["127.0.0.1", "::1", "0:0:0:0:0:0:0:1"]
+    } else {
+        &["127.0.0.1"]
+    };
+    for ip in ips {
         let r = call(&agent, &dir, "GET", &format!("/v0.1/interface/{ip}"), None);
         assert_eq!(r.status, 200, "{ip}");
         assert_eq!(
@@ -225,6 +231,30 @@ fn topology_without_work() {
     assert_eq!(t.json()["role"], "STANDBY");
     assert_eq!(t.json()["ha_ip"], "203.0.113.2");
     assert!(!t.body.contains("b20e06cf"), "the secret is never returned");
+    let d = call(&agent, &dir, "GET", "/v0.1/details", None).json();
+    assert_eq!(d["active"], false, "a standby is not active");
+    assert_eq!(
+        call(&agent, &dir, "GET", "/status", None).json()["active_node"],
+        0
+    );
+    // keepalived configs may not pull in other files (they could echo secrets back).
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/v0.1/vrrp/upload",
+        Some(b"include /var/lib/lbagent/topology.json\n"),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.details().contains("include is not allowed"), "{}", r.body);
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/v0.1/vrrp/upload",
+        Some(b"@node1 include /etc/shadow\n"),
+    );
+    assert_eq!(r.status, 400);
     use std::os::unix::fs::MetadataExt;
     let file = dir.path("state/topology.json");
     assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);

@@ -8,6 +8,7 @@ use std::process::Command;
 
 const VIP_MAC: &str = "02:00:5e:00:00:01";
 const NET_MAC: &str = "02:00:5e:00:00:02";
+const V6_MAC: &str = "02:00:5e:00:00:03";
 
 fn ping_from(peer: &Netns, ip: &str) -> bool {
     Command::new("ip")
@@ -33,7 +34,11 @@ fn plug_a_vip_and_a_network_then_survive_a_restart() {
     }
     let (amp, peer) = (Netns::new("amp"), Netns::new("peer"));
     // Two ports, still down on the amphora side, as a cloud attaches them.
-    for (dev, mac, other) in [("lbt0", VIP_MAC, "lbt1"), ("lbn0", NET_MAC, "lbn1")] {
+    for (dev, mac, other) in [
+        ("lbt0", VIP_MAC, "lbt1"),
+        ("lbn0", NET_MAC, "lbn1"),
+        ("lbv0", V6_MAC, "lbv1"),
+    ] {
         amp.ip(&[
             "link", "add", dev, "address", mac, "type", "veth", "peer", "name", other, "netns",
             &peer.name,
@@ -42,6 +47,7 @@ fn plug_a_vip_and_a_network_then_survive_a_restart() {
     }
     peer.ip(&["addr", "add", "203.0.113.1/24", "dev", "lbt1"]);
     peer.ip(&["addr", "add", "198.51.100.1/24", "dev", "lbn1"]);
+    peer.ip(&["addr", "add", "2001:db8:5::1/64", "dev", "lbv1", "nodad"]);
     let dir = TempDir::new("plug");
     let mut agent = Agent::start_in(&dir, "", Some(&amp.name));
 
@@ -181,6 +187,23 @@ fn plug_a_vip_and_a_network_then_survive_a_restart() {
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.json()["details"], "Plugged interface lbn0");
     assert!(ping_from(&peer, "198.51.100.9"));
+
+    // An IPv6 VIP, with a subnet written with host bits.
+    let r = call(
+        &agent,
+        &dir,
+        "POST",
+        "/v0.1/plug/vip/2001:db8:5::2",
+        Some(&vip_body("2001:db8:5::7/64", "2001:db8:5::1", V6_MAC)),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(amp
+        .ip(&["-br", "addr", "show", "dev", "lbv0"])
+        .contains("2001:db8:5::2/64"));
+    assert!(amp
+        .ip(&["-6", "route", "show", "table", "101"])
+        .contains("default via 2001:db8:5::1"));
+    assert!(ping_from(&peer, "2001:db8:5::2"));
 
     // A reboot takes the configuration away; the agent puts it back when it starts.
     agent.child.kill().unwrap();

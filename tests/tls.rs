@@ -246,6 +246,11 @@ fn the_agents_certificate_rotates_without_a_restart() {
     let (crt, key) = (dir.path("server.crt"), dir.path("server.key"));
     std::fs::copy(pki.file("server.pem"), &crt).unwrap();
     std::fs::copy(pki.file("server.key"), &key).unwrap();
+    // Readable to start with, so the 0600 check below shows what the agent wrote.
+    use std::os::unix::fs::PermissionsExt;
+    for f in [&crt, &key] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     let mut agent = Agent::start(
         &dir,
         &format!("sslcrt: {}\nsslkey: {}\n", crt.display(), key.display()),

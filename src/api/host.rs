@@ -156,7 +156,7 @@ fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
             "network_tx": tx,
             "network_rx": rx,
             "networks": networks,
-            "active": true,
+            "active": ctx.topology.get().is_active(),
             "haproxy_count": ctx.listeners.running_count(),
             "cpu": { "total": total, "user": user, "system": system, "soft_irq": soft_irq },
             "memory": memory(),
@@ -253,8 +253,9 @@ fn set_topology(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError>
         .set(next, &ctx.keepalived)
         .map_err(|e| ApiError::internal(format!("cannot store the topology: {e}")))?;
     let status = match change {
-        Change::Done => 200,
-        Change::Started => 202,
+        Some(Change::Done) => 200,
+        Some(Change::Started) => 202,
+        None => return Err(ApiError::new(503, "Topology transition in progress")),
     };
     Ok(Reply::json(status, &json!({ "message": "OK" })))
 }

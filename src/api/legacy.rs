@@ -150,7 +150,7 @@ fn status(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
         &json!({
             "network_tx": tx,
             "network_rx": rx,
-            "active_node": 1,
+            "active_node": u8::from(ctx.topology.get().is_active()),
             "haproxy_count": ctx.listeners.running_count().to_string(),
             "stunnel_count": "0",
             "hostname": system::hostname(),
