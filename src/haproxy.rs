@@ -166,7 +166,7 @@ impl Runtime {
     }
 
     /// A command whose success HAProxy announces with `marker` in its reply.
-    pub fn expect(&self, cmd: &Command, marker: &str) -> Result<String, HaproxyError> {
+    pub fn expect_reply(&self, cmd: &Command, marker: &str) -> Result<String, HaproxyError> {
         let reply = self.raw(cmd)?;
         if reply.contains(marker) {
             Ok(reply)

@@ -12,38 +12,12 @@ use std::time::{Duration, Instant};
 use std::os::unix::process::CommandExt;
 
 use crate::launcher::{self, Master};
+pub use crate::listeners::Action;
 use crate::{process, store};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_GRACE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Start,
-    Stop,
-    Reload,
-}
-
-impl Action {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "start" => Some(Action::Start),
-            "stop" => Some(Action::Stop),
-            "reload" => Some(Action::Reload),
-            _ => None,
-        }
-    }
-
-    /// For "Failed to <verb> keepalived service".
-    pub fn verb(self) -> &'static str {
-        match self {
-            Action::Start => "start",
-            Action::Stop => "stop",
-            Action::Reload => "reload",
-        }
-    }
-}
 
 #[derive(Debug)]
 pub enum KeepalivedError {

@@ -30,6 +30,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Restart back-off after crashes: doubles from the first to the last.
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
+/// start / stop / reload, for listeners' HAProxies and for keepalived alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Start,
@@ -44,6 +45,15 @@ impl Action {
             "stop" => Some(Action::Stop),
             "reload" => Some(Action::Reload),
             _ => None,
+        }
+    }
+
+    /// "Failed to start keepalived service".
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Reload => "reload",
         }
     }
 
@@ -384,11 +394,11 @@ global\n    stats socket unix@{} mode 600 level admin\n",
             return None;
         }
         let applied = rt
-            .expect(
+            .expect_reply(
                 &HaCommand::SetSslCert(cert.clone(), haproxy::pem_payload(pem)),
                 "Transaction",
             )
-            .and_then(|_| rt.expect(&HaCommand::CommitSslCert(cert.clone()), "Success!"));
+            .and_then(|_| rt.expect_reply(&HaCommand::CommitSslCert(cert.clone()), "Success!"));
         if applied.is_err() {
             // An open transaction would block the next update of this file.
             let _ = rt.raw(&HaCommand::AbortSslCert(cert));

@@ -303,22 +303,15 @@ fn the_agents_certificate_rotates_without_a_restart() {
     };
     assert!(ask(&mut to_held).starts_with("HTTP/1.1 400"));
 
-    let bundle = format!(
-        "{}{}",
-        std::fs::read_to_string(pki.file("server2.key")).unwrap(),
-        std::fs::read_to_string(pki.file("server2.pem")).unwrap()
-    );
-    let body = dir.write("new.pem", &bundle);
-    let r = curl(&[
-        "--cacert",
-        &ca,
-        "-X",
-        "PUT",
-        "--data-binary",
-        &format!("@{}", body.display()),
-        &agent.url("https", "/v0.1/certificate"),
-    ])
-    .unwrap();
+    // PUT /v0.1/certificate with `key` + `cert` from the test PKI, trusting `ca`.
+    let rotate = |ca: &str, key: &str, cert: &str, agent: &Agent| {
+        let read = |f: &str| std::fs::read_to_string(pki.file(f)).unwrap();
+        let body = dir.write("upload.pem", &format!("{}{}", read(key), read(cert)));
+        let data = format!("@{}", body.display());
+        let url = agent.url("https", "/v0.1/certificate");
+        curl(&["--cacert", ca, "-X", "PUT", "--data-binary", &data, &url]).unwrap()
+    };
+    let r = rotate(&ca, "server2.key", "server2.pem", &agent);
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.json(), serde_json::json!({"message": "OK"}));
 
@@ -331,22 +324,7 @@ fn the_agents_certificate_rotates_without_a_restart() {
     let _ = held.wait();
 
     // A bad upload changes nothing.
-    let mismatched = format!(
-        "{}{}",
-        std::fs::read_to_string(pki.file("server.key")).unwrap(),
-        std::fs::read_to_string(pki.file("server2.pem")).unwrap()
-    );
-    let body = dir.write("bad.pem", &mismatched);
-    let r = curl(&[
-        "--cacert",
-        &other,
-        "-X",
-        "PUT",
-        "--data-binary",
-        &format!("@{}", body.display()),
-        &agent.url("https", "/v0.1/certificate"),
-    ])
-    .unwrap();
+    let r = rotate(&other, "server.key", "server2.pem", &agent);
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["message"], "Certificate and key do not match");
     assert_eq!(get(&other, &agent), Some(400));

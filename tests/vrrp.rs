@@ -14,6 +14,18 @@ vrrp_instance VI_1 {{\n    state MASTER\n    interface {interface}\n    virtual_
     )
 }
 
+/// A namespace with a veth pair up and 198.51.100.1/24 on veth0, where VRRP can run.
+fn vrrp_netns(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.ip(&[
+        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+    ]);
+    ns.ip(&["link", "set", "veth0", "up"]);
+    ns.ip(&["link", "set", "veth1", "up"]);
+    ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "veth0"]);
+    ns
+}
+
 fn has_address(ns: &Netns, addr: &str) -> bool {
     ns.ip(&["-br", "addr", "show", "dev", "veth0"])
         .contains(&format!("{addr}/24"))
@@ -25,13 +37,7 @@ fn keepalived_upload_start_reload_stop() {
         eprintln!("SKIP: keepalived_upload_start_reload_stop needs root for network namespaces");
         return;
     }
-    let ns = Netns::new("vrrp");
-    ns.ip(&[
-        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
-    ]);
-    ns.ip(&["link", "set", "veth0", "up"]);
-    ns.ip(&["link", "set", "veth1", "up"]);
-    ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "veth0"]);
+    let ns = vrrp_netns("vrrp");
     let dir = TempDir::new("vrrp");
     let agent = Agent::start_in(&dir, "", Some(&ns.name));
     let conf_of = |c: String| Some(c.into_bytes());
@@ -131,13 +137,7 @@ fn a_topology_change_runs_in_the_background_and_holds_changes_off() {
         );
         return;
     }
-    let ns = Netns::new("topo");
-    ns.ip(&[
-        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
-    ]);
-    ns.ip(&["link", "set", "veth0", "up"]);
-    ns.ip(&["link", "set", "veth1", "up"]);
-    ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "veth0"]);
+    let ns = vrrp_netns("topo");
     let dir = TempDir::new("topo");
     let agent = Agent::start_in(&dir, "", Some(&ns.name));
     let conf = config("198.51.100.60", "veth0").into_bytes();

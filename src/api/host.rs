@@ -92,16 +92,21 @@ fn packages(ctx: &Ctx) -> (Vec<Value>, String) {
     (list, haproxy)
 }
 
+/// What `/info` says, which `/details` starts with.
+fn identity(ctx: &Ctx, haproxy_version: String) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("hostname".into(), json!(system::hostname()));
+    m.insert("uuid".into(), json!(uuid(ctx)));
+    m.insert("haproxy_version".into(), json!(haproxy_version));
+    m.insert("api_version".into(), json!(API_VERSION));
+    m
+}
+
 fn info(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
     let (_, haproxy_version) = packages(ctx);
     Ok(Reply::json(
         200,
-        &json!({
-            "hostname": system::hostname(),
-            "uuid": uuid(ctx),
-            "haproxy_version": haproxy_version,
-            "api_version": API_VERSION,
-        }),
+        &Value::Object(identity(ctx, haproxy_version)),
     ))
 }
 
@@ -146,28 +151,26 @@ fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
         .map(|id| id.to_string())
         .collect();
     let (packages, haproxy_version) = packages(ctx);
-    Ok(Reply::json(
-        200,
-        &json!({
-            "hostname": system::hostname(),
-            "uuid": uuid(ctx),
-            "haproxy_version": haproxy_version,
-            "api_version": API_VERSION,
-            "network_tx": tx,
-            "network_rx": rx,
-            "networks": networks,
-            "active": ctx.topology.get().is_active(),
-            "haproxy_count": ctx.listeners.running_count(),
-            "cpu": { "total": total, "user": user, "system": system, "soft_irq": soft_irq },
-            "memory": memory(),
-            "disk": { "used": used, "available": available },
-            "load": load,
-            "topology": ctx.topology.get().topology,
-            "topology_status": topology_status(ctx),
-            "listeners": listeners,
-            "packages": packages,
-        }),
-    ))
+    let mut out = identity(ctx, haproxy_version);
+    let rest = json!({
+        "network_tx": tx,
+        "network_rx": rx,
+        "networks": networks,
+        "active": ctx.topology.get().is_active(),
+        "haproxy_count": ctx.listeners.running_count(),
+        "cpu": { "total": total, "user": user, "system": system, "soft_irq": soft_irq },
+        "memory": memory(),
+        "disk": { "used": used, "available": available },
+        "load": load,
+        "topology": ctx.topology.get().topology,
+        "topology_status": topology_status(ctx),
+        "listeners": listeners,
+        "packages": packages,
+    });
+    if let Value::Object(rest) = rest {
+        out.extend(rest);
+    }
+    Ok(Reply::json(200, &Value::Object(out)))
 }
 
 /// Rotates the agent's own certificate: new connections get it, open ones keep theirs, and
