@@ -213,12 +213,16 @@ fn body_kind(head: &[u8]) -> Result<BodyKind, Reject> {
     let mut chunked = false;
     let mut lines = head.split_inclusive(|&b| b == b'\n').map(trim_eol);
     let request_line = lines.next().unwrap_or(b"");
-    if request_line.is_empty() || !request_line.contains(&b' ') || request_line.contains(&b'\r') {
+    // A request line is visible ASCII and spaces: no raw UTF-8, no control bytes.
+    let visible = |b: &u8| (0x20..0x7f).contains(b);
+    if request_line.is_empty() || !request_line.contains(&b' ') || !request_line.iter().all(visible)
+    {
         return Err(Reject::BadFraming);
     }
     for line in lines.filter(|l| !l.is_empty()) {
         // A lone CR, or a folded (indented) line that tiny_http would read differently.
-        if line.contains(&b'\r') {
+        // A lone CR or another control byte (tab aside) has no place in a header.
+        if line.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
             return Err(Reject::BadFraming);
         }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -380,6 +384,9 @@ mod tests {
             b"GET / HTTP/1.1\r\nX: a\n\n",
             b"GET / HTTP/1.1\nHost: a\r\n\r\n",
             b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",
+            b"GET /\xff\xfe HTTP/1.1\r\n\r\n",
+            b"GET /a\x00b HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
             b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\na\r\n",
             // Upgrades.
             b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",

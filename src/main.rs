@@ -42,6 +42,7 @@ lbagent: manage HAProxy over HTTPS (HApi, Octavia amphora, appliance and device 
 Usage:
   lbagent [--config PATH]                 serve until SIGTERM/SIGINT (SIGHUP re-opens logs)
   lbagent --check-config [--config PATH]  validate the config: prints OK or every problem
+  lbagent --routes                         list every route (method and path pattern)
   lbagent --version | --help
 
 Options:
@@ -81,6 +82,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Cli {
             },
             s if s.starts_with("--config=") => args.config = Some(PathBuf::from(&s[9..])),
             "--check-config" => args.check = true,
+            "--routes" => {
+                // Every route of every API family, for operators and for the auth audit test.
+                for r in api::routes(&config::Api::ALL) {
+                    println!("{} {}", r.method, r.pattern);
+                }
+                return Cli::Exit(ExitCode::SUCCESS);
+            }
             "-V" | "--version" => {
                 println!("lbagent {}", env!("CARGO_PKG_VERSION"));
                 return Cli::Exit(ExitCode::SUCCESS);

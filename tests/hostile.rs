@@ -1,0 +1,210 @@
+//! Hostile clients and the authorization audit (issue 7, first part): every route refuses an
+//! unauthenticated caller; path parameters carrying traversal or bad bytes are refused; slow,
+//! silent and never-reading clients are cut off, and the agent's threads come back to normal.
+
+mod common;
+
+use common::{call, curl, raw, Agent, TempDir, BIN};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// (method, pattern) of every route, from the binary itself.
+fn routes() -> Vec<(String, String)> {
+    let out = std::process::Command::new(BIN)
+        .arg("--routes")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let routes: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let (m, p) = l.split_once(' ').unwrap();
+            (m.to_string(), p.to_string())
+        })
+        .collect();
+    assert!(routes.len() > 30, "{text}");
+    routes
+}
+
+/// The pattern with every `{param}` replaced: `value(name)` for each.
+fn fill(pattern: &str, value: impl Fn(&str) -> String) -> String {
+    pattern
+        .split('/')
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => value(name),
+                None => seg.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn plausible(name: &str) -> String {
+    match name {
+        "filename" => "a.pem".into(),
+        "ip" => "127.0.0.1".into(),
+        "id" => "1".into(),
+        "status" => "up".into(),
+        "action" => "start".into(),
+        _ => "x1".into(),
+    }
+}
+
+fn threads(agent: &Agent) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn every_route_refuses_a_caller_without_credentials() {
+    let dir = TempDir::new("host");
+    let agent = Agent::start(&dir, "user: admin\npassword: 's3cret'\n");
+    let mut checked = 0;
+    for (method, pattern) in routes() {
+        let path = fill(&pattern, plausible);
+        let r = call(&agent, &dir, &method, &path, Some(b"{}"));
+        assert_eq!(
+            r.status, 401,
+            "{method} {path} answered without credentials: {}",
+            r.body
+        );
+        assert!(r.header("WWW-Authenticate").is_some(), "{method} {path}");
+        checked += 1;
+    }
+    // Unknown paths and methods too.
+    for (m, p) in [
+        ("GET", "/nope"),
+        ("DELETE", "/loadBalancer/status"),
+        ("POST", "/instances"),
+    ] {
+        assert_eq!(call(&agent, &dir, m, p, None).status, 401, "{m} {p}");
+    }
+    eprintln!("{checked} routes refused without credentials");
+}
+
+#[test]
+fn traversal_and_bad_bytes_in_every_path_parameter_are_refused() {
+    let dir = TempDir::new("host");
+    let agent = Agent::start(&dir, "");
+    let hostile = [
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "..%252f..%252fetc%252fpasswd",
+        "..",
+        "a%00b",
+        "%ff%fe",
+        "a%2Fb",
+        "%0d%0aX-Injected:%201",
+    ];
+    let mut tried = 0;
+    for (method, pattern) in routes() {
+        let names: Vec<String> = pattern
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(str::to_string)
+            .collect();
+        for name in names.iter().filter(|n| n.as_str() != "amphora_id") {
+            for bad in hostile {
+                let path = fill(&pattern, |n| {
+                    if n == name {
+                        bad.to_string()
+                    } else {
+                        plausible(n)
+                    }
+                });
+                let r = call(&agent, &dir, &method, &path, Some(b"{}"));
+                assert!(
+                    (400..500).contains(&r.status),
+                    "{method} {path}: {} {}",
+                    r.status,
+                    r.body
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert!(!std::path::Path::new("/etc/passwd.pem").exists());
+    eprintln!("{tried} hostile path parameters refused");
+    // Raw bytes no client should send: the front or the router refuses, the agent lives on.
+    for req in [
+        &b"GET /v0.1/listeners/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"GET /a\x00b HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let answer = raw(agent.port, req, Duration::from_secs(3));
+        assert!(answer.starts_with("HTTP/1.1 4"), "{answer:?}");
+    }
+    assert_eq!(
+        curl(&[&agent.url("http", "/v0.1/listeners")])
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[test]
+fn slow_and_silent_clients_are_cut_off_and_threads_come_back() {
+    let dir = TempDir::new("host");
+    let agent = Agent::start(&dir, "request_timeout: 8\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = threads(&agent);
+
+    // 30 slowloris connections trickling a head and 10 silent ones. (Clients that pipeline
+    // large requests and never read still tie up workers: an open item of issue 7.)
+    let mut conns = Vec::new();
+    for _ in 0..30 {
+        let mut s = TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+        s.write_all(b"GET /v0.1/listeners HTTP/1.1\r\n").unwrap();
+        conns.push(s);
+    }
+    for _ in 0..10 {
+        conns.push(TcpStream::connect(("127.0.0.1", agent.port)).unwrap());
+    }
+    // Meanwhile, normal callers are served within a second.
+    for _ in 0..3 {
+        let t = Instant::now();
+        assert_eq!(
+            curl(&[&agent.url("http", "/v0.1/listeners")])
+                .unwrap()
+                .status,
+            200
+        );
+        // Well before the hostile connections' 8 s deadline: served beside them, not after.
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    }
+    // Drip one more byte into the slowloris ones: still cut at the request deadline.
+    for s in conns.iter_mut().take(30) {
+        let _ = s.write_all(b"H");
+    }
+    common::wait_for(
+        "all hostile connections cut",
+        Duration::from_secs(15),
+        || {
+            conns.iter_mut().all(|s| {
+                s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+                let mut buf = [0u8; 65536];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) => return true,
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                        Err(_) => return false,
+                    }
+                }
+            })
+        },
+    );
+    drop(conns);
+    common::wait_for("threads back to normal", Duration::from_secs(10), || {
+        threads(&agent) <= baseline + 2
+    });
+    let t = Instant::now();
+    assert_eq!(
+        curl(&[&agent.url("http", "/v0.1/listeners")])
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
