@@ -438,7 +438,10 @@ fn serve(shared: &Shared, stream: TcpStream, addr: SocketAddr) -> io::Result<()>
     result
 }
 
-/// Relays bytes both ways until either side ends or a deadline passes.
+/// Relays bytes both ways until either side ends or a deadline passes. Output to the client
+/// is buffered here (up to `out_cap`), so a client that does not read never blocks the worker
+/// writing its answer: it is cut off once it stops taking bytes for the request timeout, or
+/// once its unread answers pass the cap.
 fn pump(
     shared: &Shared,
     client: &mut Client,
@@ -447,6 +450,7 @@ fn pump(
     addr: SocketAddr,
 ) -> io::Result<()> {
     let timeout = shared.limits.request_timeout;
+    let out_cap = shared.limits.max_body as usize + (1 << 20);
     let mut framer = Framer::new(MAX_HEAD, shared.limits.max_body, token);
     let mut request_started: Option<Instant> = None;
     // Set while a received request has had no answer yet.
@@ -456,16 +460,24 @@ fn pump(
     let mut answered_early = false;
     let mut last_activity = Instant::now();
     let mut client_done = false;
+    let mut internal_done = false;
     let mut internal_closing = false;
     let mut from_client = Vec::new();
     let mut to_internal = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut out = Outbox::new();
+    let mut buf = vec![0u8; 64 * 1024];
     // TLS may hold plaintext that arrived with the handshake; the socket won't signal it.
     let mut buffered = matches!(client, Client::Tls(..));
+    client.sock().set_nonblocking(true)?;
 
-    loop {
+    let result = loop {
         let now = Instant::now();
+        let pending = out.pending(client);
+        if internal_done && !pending {
+            break Ok(());
+        }
         let deadline = match (request_started, owed_since) {
+            _ if pending => out.progress_at + timeout,
             (Some(t), _) => t + timeout,
             (None, Some(t)) => t + MAX_HANDLER,
             (None, None) => last_activity + timeout,
@@ -479,7 +491,10 @@ fn pump(
             let _ = internal.shutdown(Shutdown::Write);
         }
         if now >= deadline {
-            if request_started.is_some() && owed_since.is_none() {
+            if pending {
+                logs::info("client cut off: it stopped reading its answer");
+            } else if request_started.is_some() && owed_since.is_none() {
+                let _ = client.sock().set_nonblocking(false);
                 let _ = client.write_all(
                     &front_response(408, "Request Timeout"),
                     Instant::now() + CLOSING,
@@ -487,22 +502,23 @@ fn pump(
                 log_front(addr, 408, "request not received within request_timeout");
                 linger_close(client, Instant::now() + CLOSING);
             }
-            return Ok(());
+            break Ok(());
         }
         let mut fds = [
             libc::pollfd {
-                fd: internal.as_raw_fd(),
+                // Skipped (negative) once tiny_http is done.
+                fd: if internal_done {
+                    -1
+                } else {
+                    internal.as_raw_fd()
+                },
                 events: libc::POLLIN,
                 revents: 0,
             },
             libc::pollfd {
-                // A negative fd is skipped by poll: nothing more to read from a finished client.
-                fd: if client_done {
-                    -1
-                } else {
-                    client.sock().as_raw_fd()
-                },
-                events: libc::POLLIN,
+                fd: client.sock().as_raw_fd(),
+                events: (if client_done { 0 } else { libc::POLLIN })
+                    | (if pending { libc::POLLOUT } else { 0 }),
                 revents: 0,
             },
         ];
@@ -510,29 +526,43 @@ fn pump(
             continue;
         }
         if fds[0].revents != 0 {
-            let n = match internal.read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if n == 0 {
-                return Ok(());
+            match internal.read(&mut buf) {
+                Ok(0) => internal_done = true,
+                Ok(n) => {
+                    out.push(&buf[..n]);
+                    owed_since = None;
+                    answered_early = request_started.is_some();
+                    last_activity = Instant::now();
+                    if out.len() > out_cap {
+                        logs::info("client cut off: too much of its answer left unread");
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
             }
-            client.write_all(&buf[..n], Instant::now() + timeout)?;
-            owed_since = None;
-            answered_early = request_started.is_some();
-            last_activity = Instant::now();
         }
-        if fds[1].revents != 0 || buffered {
+        if let Err(e) = out.flush(client) {
+            break Err(e);
+        }
+        if fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !client_done
+            || buffered
+        {
             from_client.clear();
-            client_done =
-                client.read_available(&mut from_client, !buffered, Instant::now() + timeout)?;
+            match client.read_available(&mut from_client, !buffered, Instant::now() + timeout) {
+                Ok(done) => client_done = done,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => break Err(e),
+            }
             buffered = false;
             let before = framer.completed();
             to_internal.clear();
             let fed = framer.feed(&from_client, &mut to_internal);
             if !to_internal.is_empty() {
-                internal.write_all(&to_internal)?;
+                // A blocking write (with its timeout): tiny_http reads requests promptly.
+                if let Err(e) = internal.write_all(&to_internal) {
+                    break Err(e);
+                }
             }
             let now = Instant::now();
             last_activity = now;
@@ -549,14 +579,94 @@ fn pump(
                 (false, _) => None,
             };
             if let Err(reject) = fed {
-                return refuse(client, reject, owed_since.is_some(), addr);
+                let _ = client.sock().set_nonblocking(false);
+                break refuse(client, reject, owed_since.is_some() || pending, addr);
             }
             if client_done {
-                if request_started.is_none() && owed_since.is_none() {
-                    return Ok(());
+                if request_started.is_none() && owed_since.is_none() && !out.pending(client) {
+                    break Ok(());
                 }
                 // The client may half-close after its request and still want the answer.
                 let _ = internal.shutdown(Shutdown::Write);
+            }
+        }
+    };
+    let _ = client.sock().set_nonblocking(false);
+    result
+}
+
+/// Answer bytes not yet taken by the client.
+struct Outbox {
+    data: Vec<u8>,
+    sent: usize,
+    /// When the client last took bytes (or the box last went from empty to full).
+    progress_at: Instant,
+}
+
+impl Outbox {
+    fn new() -> Self {
+        Outbox {
+            data: Vec::new(),
+            sent: 0,
+            progress_at: Instant::now(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.data.len() - self.sent
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        if self.len() == 0 {
+            self.data.clear();
+            self.sent = 0;
+            self.progress_at = Instant::now();
+        }
+        self.data.extend_from_slice(bytes);
+    }
+
+    /// Bytes left here or inside TLS.
+    fn pending(&self, client: &Client) -> bool {
+        self.len() > 0 || matches!(client, Client::Tls(conn, _) if conn.wants_write())
+    }
+
+    /// Writes what the (non-blocking) socket takes now.
+    fn flush(&mut self, client: &mut Client) -> io::Result<()> {
+        loop {
+            let before = self.sent;
+            let wrote = match client {
+                Client::Plain(s) => match s.write(&self.data[self.sent..]) {
+                    Ok(n) => {
+                        self.sent += n;
+                        n > 0
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+                    Err(e) => return Err(e),
+                },
+                Client::Tls(conn, s) => {
+                    if self.len() > 0 {
+                        self.sent += conn.writer().write(&self.data[self.sent..])?;
+                    }
+                    let mut wrote = false;
+                    while conn.wants_write() {
+                        match conn.write_tls(s) {
+                            Ok(n) => wrote |= n > 0,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    wrote
+                }
+            };
+            if self.sent > before || wrote {
+                self.progress_at = Instant::now();
+            }
+            if !wrote && self.sent == before
+                || self.len() == 0 && !matches!(client, Client::Tls(c, _) if c.wants_write())
+            {
+                return Ok(());
             }
         }
     }
