@@ -465,7 +465,7 @@ fn pump(
     let mut from_client = Vec::new();
     let mut to_internal = Vec::new();
     let mut out = Outbox::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 16 * 1024];
     // TLS may hold plaintext that arrived with the handshake; the socket won't signal it.
     let mut buffered = matches!(client, Client::Tls(..));
     client.sock().set_nonblocking(true)?;
