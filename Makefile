@@ -1,7 +1,6 @@
 # lbagent: build, test, demo and install. `make help` lists the targets.
 CARGO   ?= cargo
 TARGET  ?= x86_64-unknown-linux-gnu
-PREFIX  ?= /usr
 DESTDIR ?=
 STATIC_BIN := target/$(TARGET)/release/lbagent
 
@@ -35,7 +34,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 install: release
-	install -D -m 0755 $(STATIC_BIN) $(DESTDIR)$(PREFIX)/sbin/lbagent
+	install -D -m 0755 $(STATIC_BIN) $(DESTDIR)/usr/sbin/lbagent
 	install -d -m 0755 $(DESTDIR)/etc/lbagent
 	test -e $(DESTDIR)/etc/lbagent/lbagent.yaml || install -m 0600 conf/lbagent.yaml $(DESTDIR)/etc/lbagent/lbagent.yaml
 	install -D -m 0755 scripts/lbagent.init $(DESTDIR)/etc/init.d/lbagent

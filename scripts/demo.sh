@@ -3,7 +3,7 @@
 # `make demo-stop` (scripts/demo.sh stop): stop everything the demo started.
 #
 # Environment:
-#   LBAGENT    agent binary (default target/release/lbagent; make builds it)
+#   LBAGENT    agent binary (default: what `make release` builds)
 #   DEMO_DIR   work directory, wiped on start (default /tmp/lbagent-demo)
 #   DEMO_PORT  agent port (default 6000)
 # Meant for root on a fresh Debian bookworm: installs haproxy, curl, openssl
@@ -16,7 +16,7 @@ PATH=$PATH:/usr/sbin:/sbin
 DEMO_DIR=${DEMO_DIR:-/tmp/lbagent-demo}
 DEMO_DIR=${DEMO_DIR%/}
 DEMO_PORT=${DEMO_PORT:-6000}
-LBAGENT=${LBAGENT:-target/release/lbagent}
+LBAGENT=${LBAGENT:-target/x86_64-unknown-linux-gnu/release/lbagent}
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Fixed in conf/demo/haproxy.cfg.in.

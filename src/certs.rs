@@ -32,12 +32,19 @@ impl CertError {
 /// Checks that `pem` holds a private key and at least one certificate, and that the key
 /// belongs to the first certificate.
 pub fn validate(pem: &[u8]) -> Result<(), CertError> {
-    match tls::certified_key(pem, pem) {
-        Ok(_) => Ok(()),
-        Err(PemError::NoCertificate) => Err(CertError::NoCertificate),
-        Err(PemError::NoKey) => Err(CertError::NoKey(None)),
-        Err(PemError::BadKey(e)) => Err(CertError::NoKey(Some(e))),
-        Err(PemError::Mismatch) => Err(CertError::Mismatch),
+    tls::certified_key(pem, pem)
+        .map(|_| ())
+        .map_err(CertError::from)
+}
+
+impl From<PemError> for CertError {
+    fn from(e: PemError) -> Self {
+        match e {
+            PemError::NoCertificate => CertError::NoCertificate,
+            PemError::NoKey => CertError::NoKey(None),
+            PemError::BadKey(e) => CertError::NoKey(Some(e)),
+            PemError::Mismatch => CertError::Mismatch,
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::store;
 use crate::timefmt::Utc;
 
 /// Longest device name, in bytes.
-pub const MAX_NAME: usize = 128;
+const MAX_NAME: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {

@@ -220,7 +220,6 @@ fn body_kind(head: &[u8]) -> Result<BodyKind, Reject> {
         return Err(Reject::BadFraming);
     }
     for line in lines.filter(|l| !l.is_empty()) {
-        // A lone CR, or a folded (indented) line that tiny_http would read differently.
         // A lone CR or another control byte (tab aside) has no place in a header.
         if line.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
             return Err(Reject::BadFraming);
@@ -229,6 +228,8 @@ fn body_kind(head: &[u8]) -> Result<BodyKind, Reject> {
             return Err(Reject::BadFraming);
         };
         let name = &line[..colon];
+        // A folded (indented) line has no token before its colon: tiny_http would read it
+        // differently.
         if !is_token(name) || name.eq_ignore_ascii_case(CONN_HEADER.as_bytes()) {
             return Err(Reject::BadFraming);
         }

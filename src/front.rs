@@ -123,7 +123,7 @@ impl Front {
         })
     }
 
-    /// Accepts until `stop()` says so; `tick` runs between accepts (signal handling).
+    /// Accepts until `stop()` says so; `stop` is called between accepts (and handles signals).
     /// Accept errors are logged and retried, never fatal.
     pub fn run(&mut self, mut stop: impl FnMut() -> bool) {
         let Some(listener) = self.listener.take() else {
@@ -213,7 +213,7 @@ fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> i32 {
 }
 
 /// A response the front writes itself; always closes the connection.
-pub fn front_response(status: u16, message: &str) -> Vec<u8> {
+fn front_response(status: u16, message: &str) -> Vec<u8> {
     let body = error_body(status, message, None);
     format!(
         "HTTP/1.1 {status} {message}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -24,7 +24,7 @@ impl NodeStatus {
     /// Whether a `show stat` status belongs to this class: `UP` and its transitional `UP 1/3`,
     /// every `MAINT...` form, every `DOWN...` form.
     fn matches(self, status: &str) -> bool {
-        let word = status.split([' ', '(']).next().unwrap_or("");
+        let word = crate::haproxy::status_word(status);
         match self {
             NodeStatus::Up => word == "UP",
             NodeStatus::Down => word == "DOWN",

@@ -331,6 +331,11 @@ pub fn parse_info(reply: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The first word of a `show stat` status: `UP 1/3` -> `UP`, `MAINT (resolution)` -> `MAINT`.
+pub fn status_word(status: &str) -> &str {
+    status.split([' ', '(']).next().unwrap_or("")
+}
+
 /// One `show stat` row: column name -> value.
 pub type StatRow = BTreeMap<String, String>;
 

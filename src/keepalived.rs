@@ -1,6 +1,7 @@
 //! keepalived for VRRP (amphora API `/v0.1/vrrp/...`): its config under
 //! `<state_dir>/keepalived/`, checked with `keepalived -t` before it replaces the live one, and
-//! the real keepalived run in the foreground as the agent's child, with its own pidfiles.
+//! the real keepalived, started in the foreground with its own pidfiles in its own process
+//! group (it outlives the agent, which adopts it again by pidfile).
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub enum KeepalivedError {
     Invalid(String),
     /// No config has been uploaded.
     NoConfig,
+    /// The keepalived binary could not be run.
+    Unavailable(String),
     Failed(Action, String),
     Io(std::io::Error),
 }
@@ -91,7 +94,7 @@ impl Keepalived {
             }
             Err(e) => {
                 let _ = fs::remove_file(&candidate);
-                Err(KeepalivedError::Invalid(format!(
+                Err(KeepalivedError::Unavailable(format!(
                     "{}: {e}",
                     self.bin.display()
                 )))

@@ -18,11 +18,11 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a start or reload looks for its outcome: small, as it is the latency callers see.
 const POLL: Duration = Duration::from_millis(5);
 
-/// Where one listener's files live.
 /// The sockets' names inside the run directory (HAProxy takes them as `unix@<name>`).
 pub const STATS_SOCK: &str = "stats.sock";
 pub const MASTER_SOCK: &str = "master.sock";
 
+/// Where one listener's files live.
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub cfg: PathBuf,

@@ -321,7 +321,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
     }
 
     /// The pid of a listener's running master, reaping it if it died.
-    fn running_pid(&self, id: &ListenerId) -> Option<u32> {
+    pub fn running_pid(&self, id: &ListenerId) -> Option<u32> {
         let mut running = lock(&self.running);
         let m = running.get_mut(id)?.master.as_mut()?;
         m.alive().then(|| m.pid())
@@ -334,11 +334,6 @@ global\n    stats socket unix@{} mode 600 level admin\n",
             .filter_map(|r| r.master.as_mut())
             .filter_map(|m| m.alive().then_some(()))
             .count()
-    }
-
-    /// The pid of the listener's HAProxy master, if it runs.
-    pub fn pid(&self, id: &ListenerId) -> Option<u32> {
-        self.running_pid(id)
     }
 
     /// Takes over a master an earlier agent left running for this listener, if untracked.

@@ -106,9 +106,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Cli {
     Cli::Run(args)
 }
 
-/// Loads and checks everything the config names (also the TLS files), collecting every problem.
 type Tls = Option<(Arc<rustls::ServerConfig>, tls::ServerCert)>;
 
+/// Loads and checks everything the config names (also the TLS files), collecting every problem.
 fn load(path: &PathBuf) -> Result<(Config, Tls), Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![Problem::new(

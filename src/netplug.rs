@@ -74,7 +74,7 @@ impl Cidr {
 }
 
 /// A MAC address, lower case, `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Option<String> {
+fn parse_mac(s: &str) -> Option<String> {
     let parts: Vec<&str> = s.trim().split(':').collect();
     let ok = parts.len() == 6
         && parts
@@ -128,7 +128,7 @@ pub enum PlugError {
 
 /// Finds the interface with `mac`; returns its name and whether it is up.
 /// VLANs, bonds and macvlans can share a MAC with the port: a down one is preferred.
-pub fn interface_by_mac(mac: &str) -> Option<(String, bool)> {
+fn interface_by_mac(mac: &str) -> Option<(String, bool)> {
     let mut found: Vec<(String, bool)> = Vec::new();
     for e in fs::read_dir("/sys/class/net").ok()?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -158,7 +158,7 @@ fn argv(s: &str) -> Vec<String> {
 }
 
 /// Runs steps in order; on a failure, runs the undo steps of those that succeeded, newest
-/// first. `tolerate_exists` makes "File exists" a success (re-applying a plug).
+/// first.
 fn apply(steps: &[(Vec<String>, Vec<String>)]) -> Result<(), String> {
     for (i, (doit, _)) in steps.iter().enumerate() {
         if let Err(e) = ip(doit) {

@@ -36,8 +36,8 @@ pub fn listener_type(config: &str) -> ListenerType {
 }
 
 /// A member's status word for the amphora API.
-pub fn member_status(stat: &str) -> &'static str {
-    let word = stat.split([' ', '(']).next().unwrap_or("");
+fn member_status(stat: &str) -> &'static str {
+    let word = crate::haproxy::status_word(stat);
     match word {
         "UP" => "UP",
         "DOWN" => "DOWN",

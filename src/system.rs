@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::process;
 
 /// The window the spec's rates are averaged over.
-pub const WINDOW: Duration = Duration::from_secs(30);
+const WINDOW: Duration = Duration::from_secs(30);
 /// How often the sampler reads the counters.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
@@ -26,7 +26,7 @@ pub struct CpuTimes {
     pub total: u64,
 }
 
-pub fn parse_cpu(stat: &str) -> Option<CpuTimes> {
+fn parse_cpu(stat: &str) -> Option<CpuTimes> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let v: Vec<u64> = line
         .split_whitespace()
@@ -47,7 +47,7 @@ pub fn parse_cpu(stat: &str) -> Option<CpuTimes> {
 }
 
 /// CPU use between two readings, in percent: (total, user, system, soft_irq).
-pub fn cpu_percent(a: &CpuTimes, b: &CpuTimes) -> (f64, f64, f64, f64) {
+fn cpu_percent(a: &CpuTimes, b: &CpuTimes) -> (f64, f64, f64, f64) {
     let dt = b.total.saturating_sub(a.total) as f64;
     if dt <= 0.0 {
         return (0.0, 0.0, 0.0, 0.0);
@@ -201,7 +201,7 @@ fn version_line(program: &Path, arg: &str) -> Option<String> {
 }
 
 /// The version word of a version line: the first word holding a digit, without a leading `v`.
-pub fn version_of(line: &str) -> Option<String> {
+fn version_of(line: &str) -> Option<String> {
     line.split_whitespace()
         .map(|w| w.strip_prefix('v').unwrap_or(w))
         .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))

@@ -84,7 +84,7 @@ pub struct ServerCert {
 }
 
 /// The PEM blocks of a text, split into (private keys, certificates), each as PEM text.
-pub fn split_pem(pem: &[u8]) -> (String, String) {
+fn split_pem(pem: &[u8]) -> (String, String) {
     let text = String::from_utf8_lossy(pem);
     let (mut keys, mut certs) = (String::new(), String::new());
     let mut block: Option<(bool, String)> = None;

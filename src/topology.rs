@@ -86,7 +86,7 @@ impl Topology {
 }
 
 /// The addresses of a keepalived config's `virtual_ipaddress` blocks.
-pub fn vips(conf: &str) -> Vec<IpAddr> {
+fn vips(conf: &str) -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut inside = false;
     for line in conf.lines() {

@@ -120,6 +120,17 @@ impl From<ListenerError> for ApiError {
     }
 }
 
+/// The spec's 400s for a PEM bundle, with the key's problem as details when there is one.
+impl From<CertError> for ApiError {
+    fn from(e: CertError) -> Self {
+        let err = ApiError::new(400, e.message());
+        match e {
+            CertError::NoKey(Some(why)) => err.with_details(why),
+            _ => err,
+        }
+    }
+}
+
 /// `PUT /v0.1/listeners/<id>/<start|stop|reload>`; the action word is checked first.
 fn act(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
     let word = p.get("action");
@@ -183,13 +194,7 @@ fn delete_listener(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError
 fn put_certificate(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
     let name = cert_name(p)?;
     let id = listener(ctx, p, false)?;
-    certs::validate(&req.body).map_err(|e| {
-        let err = ApiError::new(400, e.message());
-        match e {
-            CertError::NoKey(Some(why)) => err.with_details(why),
-            _ => err,
-        }
-    })?;
+    certs::validate(&req.body)?;
     let file = ctx
         .listeners
         .locked(|certs| certs.put(&id, &name, &req.body))

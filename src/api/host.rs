@@ -1,10 +1,11 @@
 //! Amphora API v0.1, the host half (spec/amphora-api-v0.1.rst): `/info` (unversioned),
-//! `/v0.1/details`, `/v0.1/interface/<ip>`. Listener routes are in `amphora.rs`.
+//! `/v0.1/details`, `/v0.1/topology`, `/v0.1/interface/<ip>`, `/v0.1/plug/...`,
+//! `/v0.1/certificate`, `/v0.1/vrrp/...`. Listener routes are in `amphora.rs`.
 
 use serde_json::{json, Map, Value};
 
 use crate::api::{Ctx, Reply, Request};
-use crate::certs;
+use crate::certs::CertError;
 use crate::error::ApiError;
 use crate::keepalived::{self, KeepalivedError};
 use crate::netplug::{self, PlugError};
@@ -180,9 +181,8 @@ fn put_server_certificate(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply,
         ApiError::new(400, "Invalid request")
             .with_details("the agent serves plain HTTP: it has no certificate to replace")
     })?;
-    certs::validate(&req.body).map_err(|e| ApiError::new(400, e.message()))?;
     sc.rotate(&req.body).map_err(|e| match e {
-        RotateError::Pem(e) => ApiError::new(400, "Invalid request").with_details(e.to_string()),
+        RotateError::Pem(e) => ApiError::from(CertError::from(e)),
         RotateError::Io(e) => ApiError::internal(format!("cannot store the certificate: {e}")),
     })?;
     Ok(Reply::json(202, &json!({ "message": "OK" })))
@@ -193,6 +193,9 @@ impl From<KeepalivedError> for ApiError {
         match e {
             KeepalivedError::Invalid(out) => {
                 ApiError::new(400, "Invalid request").with_details(out)
+            }
+            KeepalivedError::Unavailable(why) => {
+                ApiError::new(503, "keepalived unavailable").with_details(why)
             }
             KeepalivedError::NoConfig => ApiError::new(400, "Invalid request")
                 .with_details("no keepalived configuration has been uploaded"),

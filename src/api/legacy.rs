@@ -172,7 +172,7 @@ fn service_status(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError>
             Status::Error => "ERROR",
             Status::Active | Status::Stopped => "OK",
         };
-        let haproxy = match ctx.listeners.pid(&id) {
+        let haproxy = match ctx.listeners.running_pid(&id) {
             Some(pid) => format!("running (pid {pid})"),
             None => "stopped".to_string(),
         };
