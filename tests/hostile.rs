@@ -235,3 +235,77 @@ fn slow_silent_and_deaf_clients_are_cut_off_and_threads_come_back() {
     );
     assert!(t.elapsed() < Duration::from_secs(1));
 }
+
+#[test]
+fn secrets_never_reach_responses_or_logs() {
+    let pki = common::Pki::new();
+    let dir = TempDir::new("host");
+    let agent = Agent::start(
+        &dir,
+        "user: admin\npassword: 'pa55-w0rd-xyz'\ndebug: true\n",
+    );
+    let key = std::fs::read_to_string(pki.file("server.key")).unwrap();
+    let cert = std::fs::read_to_string(pki.file("server.pem")).unwrap();
+    let key_line = key.lines().nth(1).unwrap().to_string();
+    let auth = ["-u", "admin:pa55-w0rd-xyz"];
+    let run = |method: &str, path: &str, body: &str| {
+        let f = dir.write("secret-body.tmp", body);
+        let data = format!("@{}", f.display());
+        let url = agent.url("http", path);
+        let mut args = vec!["-X", method, "--data-binary", data.as_str(), url.as_str()];
+        args.extend(auth);
+        curl(&args).unwrap()
+    };
+    let mut bodies = Vec::new();
+    let cfg = "global\n    maxconn 10\n";
+    bodies.push(run("PUT", "/v0.1/listeners/amp/l1/haproxy", cfg).body);
+    for (name, pem) in [
+        ("good.pem", format!("{key}{cert}")),
+        ("bad.pem", format!("{key}garbage")),
+        ("keyonly.pem", key.clone()),
+    ] {
+        bodies.push(
+            run(
+                "PUT",
+                &format!("/v0.1/listeners/l1/certificates/{name}"),
+                &pem,
+            )
+            .body,
+        );
+        bodies.push(run("PUT", &format!("/instances/l1/certificates/{name}"), &pem).body);
+        bodies.push(
+            run(
+                "GET",
+                &format!("/v0.1/listeners/l1/certificates/{name}"),
+                "",
+            )
+            .body,
+        );
+    }
+    let topo = r#"{"topology":"ACTIVE-STANDBY","role":"STANDBY","ha_ip":"203.0.113.2","secret":"t0p-s3cret-value"}"#;
+    bodies.push(run("POST", "/v0.1/topology", topo).body);
+    bodies.push(run("GET", "/v0.1/topology", "").body);
+    bodies.push(run("GET", "/v0.1/details", "").body);
+    bodies.push(run("PUT", "/v0.1/vrrp/upload", "include /etc/shadow\n").body);
+    // Wrong credentials carry the password attempt: it must not be logged either.
+    let url = agent.url("http", "/v0.1/listeners");
+    curl(&["-u", "admin:wr0ng-guess-abc", &url]).unwrap();
+    agent.access_log(12);
+    let logs = format!("{}{}", agent.access_log(0), agent.app_log());
+    for secret in [
+        "pa55-w0rd-xyz",
+        "wr0ng-guess-abc",
+        "t0p-s3cret-value",
+        "PRIVATE KEY",
+        key_line.as_str(),
+    ] {
+        assert!(!logs.contains(secret), "{secret:?} in the logs");
+        for b in &bodies {
+            assert!(!b.contains(secret), "{secret:?} in a response: {b}");
+        }
+    }
+    assert!(
+        !logs.contains("Authorization") && !logs.contains("YWRtaW4"),
+        "auth header logged"
+    );
+}
