@@ -309,3 +309,134 @@ fn secrets_never_reach_responses_or_logs() {
         "auth header logged"
     );
 }
+
+/// Every file under `root`, recursively (sockets and directories left out).
+fn files_under(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn kill_9_at_random_points_leaves_every_file_old_or_new() {
+    let pki = common::Pki::new();
+    let dir = TempDir::new("kill");
+    let pems: Vec<String> = ["server", "client"]
+        .iter()
+        .map(|n| {
+            format!(
+                "{}{}",
+                std::fs::read_to_string(pki.file(&format!("{n}.key"))).unwrap(),
+                std::fs::read_to_string(pki.file(&format!("{n}.pem"))).unwrap()
+            )
+        })
+        .collect();
+    let configs: Vec<String> = (0..4)
+        .map(|i| format!("# version {i}\nglobal\n    maxconn {}\n", 10 + i))
+        .collect();
+    let mut kills = 0;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    while kills < 100 {
+        let mut agent = Agent::start(&dir, "");
+        let port = agent.port;
+        let (cfgs, pems2) = (configs.clone(), pems.clone());
+        let writer = std::thread::spawn(move || {
+            let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+            for i in 0.. {
+                let (path, body, method) = match i % 4 {
+                    0 => (
+                        "/v0.1/listeners/amp/l1/haproxy".to_string(),
+                        cfgs[i % cfgs.len()].clone(),
+                        "PUT",
+                    ),
+                    1 => (
+                        format!("/instances/l1/certificates/c{}.pem", i % 3),
+                        pems2[i % 2].clone(),
+                        "PUT",
+                    ),
+                    2 => (
+                        "/v1/devices".to_string(),
+                        format!(
+                            r#"{{"name":"d{i}-{port}","address":"10.9.{}.{}"}}"#,
+                            (i / 250) % 250,
+                            i % 250
+                        ),
+                        "POST",
+                    ),
+                    _ => (
+                        "/v0.1/topology".to_string(),
+                        format!(r#"{{"topology":"SINGLE","ha_ip":"203.0.113.{}"}}"#, i % 250),
+                        "POST",
+                    ),
+                };
+                if curl(&[
+                    "--max-time",
+                    "5",
+                    "-X",
+                    method,
+                    "--data-binary",
+                    &body,
+                    &url(&path),
+                ])
+                .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        // A pseudo-random moment in the next 0-150 ms.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(20 + seed % 150));
+        agent.child.kill().unwrap();
+        agent.child.wait().unwrap();
+        writer.join().unwrap();
+        kills += 1;
+        for f in files_under(&dir.path("state"))
+            .into_iter()
+            .chain(files_under(&dir.path("certs")))
+        {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            if name.starts_with(".lbagent.tmp.") {
+                continue; // an unfinished write that never replaced anything
+            }
+            match name.as_str() {
+                "haproxy.cfg" | "haproxy.cfg.lkg" => {
+                    assert!(configs.contains(&text), "kill {kills}: torn {f:?}")
+                }
+                "devices.json" | "topology.json" | "state.json" | "plugs.json" => {
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .unwrap_or_else(|e| panic!("kill {kills}: torn {f:?}: {e}"));
+                }
+                n if n.ends_with(".pem") => {
+                    assert!(pems.contains(&text), "kill {kills}: torn {f:?}")
+                }
+                _ => assert!(
+                    !text.is_empty() || name.ends_with(".log"),
+                    "kill {kills}: empty {f:?}"
+                ),
+            }
+        }
+    }
+    // The agent starts cleanly on what is left, and serves it.
+    let agent = Agent::start(&dir, "");
+    let usage = call(&agent, &dir, "GET", "/v1/devices/usage", None).json();
+    assert!(
+        usage["total"].as_u64().unwrap() > 0,
+        "writes happened between the kills"
+    );
+    assert!(dir.path("state/listeners/l1/haproxy.cfg").exists());
+    eprintln!("{kills} kill -9s survived; every file was an old or a new version");
+}
