@@ -2,7 +2,6 @@
 //! names and addresses, ids never reused, kept in `<state_dir>/devices.json`. Every change is
 //! written atomically before it is acknowledged, and changes are serialized.
 
-use std::fs;
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -132,19 +131,10 @@ impl Registry {
     /// not parse is an error: it is never silently replaced.
     pub fn open(state_dir: &Path) -> Result<Registry, String> {
         let path = state_dir.join("devices.json");
-        let db = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Db>(&bytes).map_err(|e| {
-                format!(
-                    "{}: not a valid device registry ({e}); fix or move it away, the agent will not overwrite it",
-                    path.display()
-                )
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Db {
-                next_id: 1,
-                devices: Vec::new(),
-            },
-            Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
-        };
+        let db = store::load_json(&path, "device registry", || Db {
+            next_id: 1,
+            devices: Vec::new(),
+        })?;
         Ok(Registry {
             path,
             db: Mutex::new(db),
@@ -275,6 +265,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn spec_timestamps() {

@@ -279,16 +279,7 @@ impl Plugs {
     /// agent rather than being replaced.
     pub fn open(state_dir: &Path) -> Result<Plugs, String> {
         let path = state_dir.join("plugs.json");
-        let list = match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                format!(
-                    "{}: not a valid plug list ({e}); fix or move it away",
-                    path.display()
-                )
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
-        };
+        let list = store::load_json(&path, "plug list", Vec::new)?;
         Ok(Plugs {
             path,
             list: Mutex::new(list),

@@ -52,6 +52,25 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Loads a JSON state file; a missing one is `default()`. One that does not parse is an error
+/// naming it (`what` it should hold): it is never silently replaced.
+pub fn load_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    default: impl FnOnce() -> T,
+) -> Result<T, String> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "{}: not a valid {what} ({e}); fix or move it away, the agent will not overwrite it",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(default()),
+        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+    }
+}
+
 /// Renames within one directory and makes the rename durable.
 pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
     fs::rename(from, to)?;

@@ -4,7 +4,6 @@
 //! or stopped, and settled) runs in the background; while it runs the amphora is in
 //! TOPOLOGY-CHANGE and changing calls are refused.
 
-use std::fs;
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -124,16 +123,7 @@ impl TopologyState {
     /// agent rather than being replaced.
     pub fn open(state_dir: &Path) -> Result<TopologyState, String> {
         let path = state_dir.join("topology.json");
-        let current = match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                format!(
-                    "{}: not a valid topology ({e}); fix or move it away",
-                    path.display()
-                )
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Topology::default(),
-            Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
-        };
+        let current = store::load_json(&path, "topology", Topology::default)?;
         Ok(TopologyState {
             path,
             current: Mutex::new(current),
