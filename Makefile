@@ -4,10 +4,10 @@ TARGET  ?= x86_64-unknown-linux-gnu
 DESTDIR ?=
 STATIC_BIN := target/$(TARGET)/release/lbagent
 
-.PHONY: help build release test demo demo-stop lint install clean
+.PHONY: help build release test fuzz fuzz-smoke demo demo-stop lint install clean
 
 help:
-	@echo "targets: build release test demo demo-stop lint install clean"
+	@echo "targets: build release test fuzz fuzz-smoke demo demo-stop lint install clean"
 
 build:
 	$(CARGO) build
@@ -21,6 +21,15 @@ release:
 
 test:
 	$(CARGO) test --all-targets
+
+# Every parser that takes outside bytes under libFuzzer (fuzz/run): FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run $(FUZZ_SECONDS)
+
+# A few seconds of each target, as CI runs it.
+fuzz-smoke:
+	fuzz/run 5
 
 # A real HAProxy on loopback and the agent over HTTPS with basic auth; leaves both running.
 demo: release

@@ -137,7 +137,9 @@ impl Framer {
                 State::ChunkSize(line) | State::ChunkEnd(line) | State::Trailer(line) => {
                     let b = input[0];
                     input = &input[1..];
-                    if b == b'\n' && line.last() != Some(&b'\r') {
+                    // CR only before LF: chunked_transfer (tiny_http) ends a size line at the
+                    // first CR, so a lone CR would make the two disagree on where it ends.
+                    if (b == b'\n') != (line.last() == Some(&b'\r')) {
                         return Err(Reject::BadFraming);
                     }
                     out.push(b);
@@ -361,6 +363,13 @@ mod tests {
         )
         .unwrap();
         assert!(f.in_request());
+        // A CR that does not end a chunk line.
+        let mut f = Framer::new(1024, 1000, "t");
+        let r = run(
+            &mut f,
+            b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a\rb\r\nhello\r\n",
+        );
+        assert_eq!(r, Err(Reject::BadFraming));
     }
 
     #[test]

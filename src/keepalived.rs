@@ -62,22 +62,7 @@ impl Keepalived {
     /// Checks `body` with `keepalived -t` and makes it the config (0600: it may hold VRRP
     /// passwords). A running keepalived keeps its config until reloaded.
     pub fn upload(&self, body: &[u8]) -> Result<(), KeepalivedError> {
-        // `include` would make keepalived read (and echo into its errors) any file on the
-        // host, secrets included.
-        let text = String::from_utf8_lossy(body);
-        if text.lines().any(|l| {
-            let l = l.trim_start();
-            let l = if l.starts_with('@') {
-                l.split_once(' ').map_or("", |x| x.1).trim_start()
-            } else {
-                l
-            };
-            l.starts_with("include")
-        }) {
-            return Err(KeepalivedError::Invalid(
-                "include is not allowed: upload one self-contained configuration".into(),
-            ));
-        }
+        check_self_contained(&String::from_utf8_lossy(body)).map_err(KeepalivedError::Invalid)?;
         let _g = self.lock();
         store::ensure_dir(&self.dir, 0o700).map_err(KeepalivedError::Io)?;
         let candidate = self.file("keepalived.conf.new");
@@ -222,6 +207,48 @@ impl Keepalived {
                 ));
             }
             thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+/// Refuses what would make keepalived read another file: `include` (it would read, and echo into
+/// its errors, any file on the host, secrets included) and `$NAME=` definitions (whose
+/// substitution could spell an `include`). Lines may carry an `@name` condition first.
+pub fn check_self_contained(text: &str) -> Result<(), String> {
+    for line in text.lines() {
+        let l = line.trim_start();
+        let l = match l.strip_prefix('@') {
+            Some(rest) => rest
+                .split_once(char::is_whitespace)
+                .map_or("", |x| x.1)
+                .trim_start(),
+            None => l,
+        };
+        if l.starts_with("include") {
+            return Err("include is not allowed: upload one self-contained configuration".into());
+        }
+        if l.starts_with('$') {
+            return Err("lines starting with $ (variable definitions) are not allowed".into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_self_contained as check;
+
+    #[test]
+    fn only_self_contained_configs_pass() {
+        assert!(check("vrrp_instance VI_1 {\n  state MASTER\n}\n").is_ok());
+        for bad in [
+            "include /etc/shadow",
+            "  include /etc/shadow",
+            "@node1 include /etc/shadow",
+            "@^node1\tinclude /etc/shadow",
+            "$X=include /etc/shadow\n$X",
+            "@node1 $X=include /etc/shadow",
+        ] {
+            assert!(check(bad).is_err(), "{bad:?} passed");
         }
     }
 }

@@ -1,40 +1,9 @@
 //! lbagent: manages HAProxy over HTTPS (HApi, Octavia amphora, appliance and device APIs).
 
-mod api;
-mod auth;
-mod certs;
-mod config;
-mod devices;
-mod error;
-mod framing;
-mod front;
-mod hapi;
-mod haproxy;
-mod keepalived;
-mod launcher;
-mod listeners;
-mod logs;
-mod names;
-mod netplug;
-mod pools;
-mod process;
-mod router;
-mod server;
-mod signals;
-mod store;
-mod system;
-mod timefmt;
-mod tls;
-mod topology;
-
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
-use config::{Config, Problem};
+use lbagent::{agent, config};
 
 const HELP: &str = "\
 lbagent: manage HAProxy over HTTPS (HApi, Octavia amphora, appliance and device APIs)
@@ -48,13 +17,6 @@ Usage:
 Options:
   -c, --config PATH   config file (default /etc/lbagent/lbagent.yaml)
 ";
-
-/// How long a stopping agent waits for in-flight requests, beyond the request timeout.
-const DRAIN_GRACE: Duration = Duration::from_secs(5);
-/// How often listeners' HAProxies are checked.
-const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
-/// Timeout of each command on the main HAProxy's admin socket.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Args {
     config: Option<PathBuf>,
@@ -84,8 +46,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Cli {
             "--check-config" => args.check = true,
             "--routes" => {
                 // Every route of every API family, for operators and for the auth audit test.
-                for r in api::routes(&config::Api::ALL) {
-                    println!("{} {}", r.method, r.pattern);
+                for r in agent::routes() {
+                    println!("{r}");
                 }
                 return Cli::Exit(ExitCode::SUCCESS);
             }
@@ -106,25 +68,6 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Cli {
     Cli::Run(args)
 }
 
-type Tls = Option<(Arc<rustls::ServerConfig>, tls::ServerCert)>;
-
-/// Loads and checks everything the config names (also the TLS files), collecting every problem.
-fn load(path: &PathBuf) -> Result<(Config, Tls), Vec<Problem>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Problem::new(
-            "(file)",
-            path.display().to_string(),
-            format!("cannot read: {e}"),
-        )]
-    })?;
-    let cfg = config::parse(&text)?;
-    let tls = match &cfg.tls {
-        Some(files) => Some(tls::server_config(files)?),
-        None => None,
-    };
-    Ok((cfg, tls))
-}
-
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Cli::Run(a) => a,
@@ -134,7 +77,7 @@ fn main() -> ExitCode {
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-    let loaded = load(&path);
+    let loaded = agent::load(&path);
     if args.check {
         return match loaded {
             Ok(_) => {
@@ -161,143 +104,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match serve(cfg, tls) {
+    match agent::serve(cfg, tls) {
         Ok(code) => code,
         Err(e) => {
-            logs::error(&e);
             eprintln!("lbagent: {e}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn serve(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
-    let (tls, server_cert) = match tls {
-        Some((c, s)) => (Some(c), Some(s)),
-        None => (None, None),
-    };
-    logs::init(cfg.accesslog.as_deref(), cfg.logfile.as_deref(), cfg.debug)?;
-    // Absolute and free of symlinks: HAProxy runs in listeners' run directories, and adoption
-    // recognises a master by its working directory.
-    cfg.state_dir = prepare_dir("state_dir", &cfg.state_dir, 0o750)?;
-    cfg.cert_dir = prepare_dir("cert_dir", &cfg.cert_dir, 0o700)?;
-    signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let public = TcpListener::bind((cfg.bind, cfg.port))
-        .map_err(|e| format!("bind: {}:{}: cannot listen: {e}", cfg.bind, cfg.port))?;
-    let local = public.local_addr().map_err(|e| e.to_string())?;
-    let registry = if cfg.apis.contains(&config::Api::Devices) {
-        Some(devices::Registry::open(&cfg.state_dir)?)
-    } else {
-        None
-    };
-    let topology = topology::TopologyState::open(&cfg.state_dir)?;
-    let plugs = netplug::Plugs::open(&cfg.state_dir)?;
-    // Interfaces come back down after a reboot: put the recorded plugs back first.
-    plugs.reapply();
-    let sampler = Arc::new(system::Sampler::default());
-    start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;
-    let internal = server::Internal::bind(&std::env::temp_dir())
-        .map_err(|e| format!("internal socket: {e}"))?;
-
-    let cfg = Arc::new(cfg);
-    let peers = Arc::new(front::PeerTable::default());
-    let app = Arc::new(server::App {
-        ctx: api::Ctx {
-            config: cfg.clone(),
-            main_haproxy: haproxy::Runtime::new(&cfg.socat, SOCKET_TIMEOUT),
-            listeners: listeners::Listeners::new(&cfg.state_dir, &cfg.cert_dir, &cfg.haproxy),
-            devices: registry,
-            sampler: sampler.clone(),
-            server_cert,
-            keepalived: Arc::new(keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived)),
-            topology,
-            plugs,
-        },
-        router: router::Router::new(api::routes(&cfg.apis)),
-        peers: peers.clone(),
-    });
-    // Before any request: an API call must not race the adoption of a running HAProxy.
-    app.ctx.listeners.recover();
-    let stop_workers = Arc::new(AtomicBool::new(false));
-    start_supervisor(app.clone(), stop_workers.clone())
-        .map_err(|e| format!("cannot start the supervisor: {e}"))?;
-    let failed = Arc::new(AtomicBool::new(false));
-    let workers = internal
-        .start_workers(
-            cfg.workers,
-            app.clone(),
-            stop_workers.clone(),
-            failed.clone(),
-        )
-        .map_err(|e| format!("cannot start workers: {e}"))?;
-    let limits = front::Limits {
-        max_connections: cfg.max_connections,
-        request_timeout: cfg.request_timeout,
-        max_body: cfg.max_body,
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let mut front = front::Front::new(public, tls, internal.socket.clone(), peers, limits)
-        .map_err(|e| format!("listener setup: {e}"))?;
-    logs::info(&format!(
-        "lbagent {} listening on {scheme}://{local} (pid {})",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id()
-    ));
-
-    front.run(|| {
-        if signals::take_reopen() {
-            logs::reopen();
-        }
-        signals::stop_requested() || failed.load(Ordering::SeqCst)
-    });
-
-    logs::info("stopping: draining in-flight requests");
-    if !front.drain(cfg.request_timeout + DRAIN_GRACE) {
-        logs::warn("some connections were still open when the drain time ran out");
-    }
-    stop_workers.store(true, Ordering::SeqCst);
-    for w in workers {
-        let _ = w.join();
-    }
-    if failed.load(Ordering::SeqCst) {
-        return Err(
-            "internal HTTP server failed; exiting so the supervisor restarts the agent".into(),
-        );
-    }
-    logs::info("stopped");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Creates `dir` if needed (with `mode`) and returns its canonical path.
-fn prepare_dir(key: &str, dir: &std::path::Path, mode: u32) -> Result<PathBuf, String> {
-    if !dir.exists() {
-        store::ensure_dir(dir, mode).map_err(|e| format!("{key}: {}: {e}", dir.display()))?;
-    }
-    dir.canonicalize()
-        .map_err(|e| format!("{key}: {}: {e}", dir.display()))
-}
-
-/// Samples CPU and network counters for the rates the host endpoints report.
-fn start_sampler(sampler: Arc<system::Sampler>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("sampler".into())
-        .spawn(move || loop {
-            sampler.tick();
-            std::thread::sleep(system::SAMPLE_EVERY);
-        })
-}
-
-/// Keeps the listeners that should run running.
-fn start_supervisor(
-    app: Arc<server::App>,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("supervisor".into())
-        .spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(SUPERVISE_EVERY);
-                app.ctx.listeners.supervise();
-            }
-        })
 }

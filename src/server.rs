@@ -37,6 +37,7 @@ impl Internal {
     /// Binds the hand-off socket in a new directory under `parent` that only the agent's user
     /// may enter.
     pub fn bind(parent: &std::path::Path) -> std::io::Result<Self> {
+        sweep_stale(parent);
         let dir = parent.join(format!("lbagent-{}", std::process::id()));
         // A stale directory from an earlier agent with the same pid holds nothing of value.
         let _ = std::fs::remove_dir_all(&dir);
@@ -96,6 +97,29 @@ fn header(rq: &tiny_http::Request, name: &'static str) -> Option<String> {
         .iter()
         .find(|h| h.field.equiv(name))
         .map(|h| h.value.as_str().to_string())
+}
+
+/// Removes the socket directories of agents that died without cleaning up (kill -9): ours by
+/// name and owner, and their pid no longer runs.
+fn sweep_stale(parent: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("lbagent-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours =
+            std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if ours && pid != std::process::id() && !crate::launcher::process_alive(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 impl Drop for Internal {

@@ -17,6 +17,9 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Names of the temp files of unfinished writes.
+const TEMP_PREFIX: &str = ".lbagent.tmp.";
+
 /// Writes `data` to `path` atomically with file mode `mode`.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -31,7 +34,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     }
     // Short and unique: a long file name plus a suffix could pass NAME_MAX.
     let tmp = dir.join(format!(
-        ".lbagent.tmp.{}.{}",
+        "{TEMP_PREFIX}{}.{}",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::SeqCst)
     ));
@@ -50,6 +53,30 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes what writes cut short by a crash left under `root` (their temp files replaced
+/// nothing); run at start-up, before any write. Returns how many were removed.
+pub fn sweep_temps(root: &Path) -> usize {
+    let mut removed = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            // file_type does not follow symlinks: nothing outside `root` is touched.
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file()
+                && entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+                && fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 /// Loads a JSON state file; a missing one is `default()`. One that does not parse is an error
@@ -98,6 +125,13 @@ mod tests {
         // No temp files left behind.
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         assert!(write_atomic(&dir.join("missing/x"), b"", 0o600).is_err());
+        // A crash's leftovers are swept, in subdirectories too; nothing else is.
+        ensure_dir(&dir.join("sub"), 0o700).unwrap();
+        fs::write(dir.join("sub/.lbagent.tmp.1.2"), b"half").unwrap();
+        fs::write(dir.join(".lbagent.tmp.3.4"), b"half").unwrap();
+        assert_eq!(sweep_temps(&dir), 2);
+        assert!(p.exists());
+        assert_eq!(fs::read_dir(dir.join("sub")).unwrap().count(), 0);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -282,7 +282,11 @@ impl Agent {
             }
             None => Command::new(BIN),
         };
+        // Its own temp dir, so a test can see everything the agent wrote outside state_dir.
+        let tmp = dir.path("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         let mut child = cmd
+            .env("TMPDIR", &tmp)
             .arg("--config")
             .arg(&path)
             .stdout(Stdio::null())

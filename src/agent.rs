@@ -1,0 +1,190 @@
+//! The running agent: loads the config and its TLS files, then serves until told to stop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{self, Config, Problem};
+use crate::{
+    api, devices, front, haproxy, keepalived, listeners, logs, netplug, router, server, signals,
+    store, system, tls, topology,
+};
+
+/// How long a stopping agent waits for in-flight requests, beyond the request timeout.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How often listeners' HAProxies are checked.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
+/// Timeout of each command on the main HAProxy's admin socket.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub type Tls = Option<(Arc<rustls::ServerConfig>, tls::ServerCert)>;
+
+/// Loads and checks everything the config names (also the TLS files), collecting every problem.
+pub fn load(path: &Path) -> Result<(Config, Tls), Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem::new(
+            "(file)",
+            path.display().to_string(),
+            format!("cannot read: {e}"),
+        )]
+    })?;
+    let cfg = config::parse(&text)?;
+    let tls = match &cfg.tls {
+        Some(files) => Some(tls::server_config(files)?),
+        None => None,
+    };
+    Ok((cfg, tls))
+}
+
+/// Every route of every API family (`lbagent --routes`), for operators and for the auth audit test.
+pub fn routes() -> Vec<String> {
+    api::routes(&config::Api::ALL)
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.pattern))
+        .collect()
+}
+
+/// Serves until SIGTERM/SIGINT; an error is also logged.
+pub fn serve(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
+    run(cfg, tls).inspect_err(|e| logs::error(e))
+}
+
+fn run(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
+    let (tls, server_cert) = match tls {
+        Some((c, s)) => (Some(c), Some(s)),
+        None => (None, None),
+    };
+    logs::init(cfg.accesslog.as_deref(), cfg.logfile.as_deref(), cfg.debug)?;
+    // Absolute and free of symlinks: HAProxy runs in listeners' run directories, and adoption
+    // recognises a master by its working directory.
+    cfg.state_dir = prepare_dir("state_dir", &cfg.state_dir, 0o750)?;
+    cfg.cert_dir = prepare_dir("cert_dir", &cfg.cert_dir, 0o700)?;
+    let swept = store::sweep_temps(&cfg.state_dir) + store::sweep_temps(&cfg.cert_dir);
+    if swept > 0 {
+        logs::info(&format!(
+            "removed {swept} temp files of writes a crash cut short"
+        ));
+    }
+    signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let public = TcpListener::bind((cfg.bind, cfg.port))
+        .map_err(|e| format!("bind: {}:{}: cannot listen: {e}", cfg.bind, cfg.port))?;
+    let local = public.local_addr().map_err(|e| e.to_string())?;
+    let registry = if cfg.apis.contains(&config::Api::Devices) {
+        Some(devices::Registry::open(&cfg.state_dir)?)
+    } else {
+        None
+    };
+    let topology = topology::TopologyState::open(&cfg.state_dir)?;
+    let plugs = netplug::Plugs::open(&cfg.state_dir)?;
+    // Interfaces come back down after a reboot: put the recorded plugs back first.
+    plugs.reapply();
+    let sampler = Arc::new(system::Sampler::default());
+    start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;
+    let internal = server::Internal::bind(&std::env::temp_dir())
+        .map_err(|e| format!("internal socket: {e}"))?;
+
+    let cfg = Arc::new(cfg);
+    let peers = Arc::new(front::PeerTable::default());
+    let app = Arc::new(server::App {
+        ctx: api::Ctx {
+            config: cfg.clone(),
+            main_haproxy: haproxy::Runtime::new(&cfg.socat, SOCKET_TIMEOUT),
+            listeners: listeners::Listeners::new(&cfg.state_dir, &cfg.cert_dir, &cfg.haproxy),
+            devices: registry,
+            sampler: sampler.clone(),
+            server_cert,
+            keepalived: Arc::new(keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived)),
+            topology,
+            plugs,
+        },
+        router: router::Router::new(api::routes(&cfg.apis)),
+        peers: peers.clone(),
+    });
+    // Before any request: an API call must not race the adoption of a running HAProxy.
+    app.ctx.listeners.recover();
+    let stop_workers = Arc::new(AtomicBool::new(false));
+    start_supervisor(app.clone(), stop_workers.clone())
+        .map_err(|e| format!("cannot start the supervisor: {e}"))?;
+    let failed = Arc::new(AtomicBool::new(false));
+    let workers = internal
+        .start_workers(
+            cfg.workers,
+            app.clone(),
+            stop_workers.clone(),
+            failed.clone(),
+        )
+        .map_err(|e| format!("cannot start workers: {e}"))?;
+    let limits = front::Limits {
+        max_connections: cfg.max_connections,
+        request_timeout: cfg.request_timeout,
+        max_body: cfg.max_body,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut front = front::Front::new(public, tls, internal.socket.clone(), peers, limits)
+        .map_err(|e| format!("listener setup: {e}"))?;
+    logs::info(&format!(
+        "lbagent {} listening on {scheme}://{local} (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    ));
+
+    front.run(|| {
+        if signals::take_reopen() {
+            logs::reopen();
+        }
+        signals::stop_requested() || failed.load(Ordering::SeqCst)
+    });
+
+    logs::info("stopping: draining in-flight requests");
+    if !front.drain(cfg.request_timeout + DRAIN_GRACE) {
+        logs::warn("some connections were still open when the drain time ran out");
+    }
+    stop_workers.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.join();
+    }
+    if failed.load(Ordering::SeqCst) {
+        return Err(
+            "internal HTTP server failed; exiting so the supervisor restarts the agent".into(),
+        );
+    }
+    logs::info("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates `dir` if needed (with `mode`) and returns its canonical path.
+fn prepare_dir(key: &str, dir: &std::path::Path, mode: u32) -> Result<PathBuf, String> {
+    if !dir.exists() {
+        store::ensure_dir(dir, mode).map_err(|e| format!("{key}: {}: {e}", dir.display()))?;
+    }
+    dir.canonicalize()
+        .map_err(|e| format!("{key}: {}: {e}", dir.display()))
+}
+
+/// Samples CPU and network counters for the rates the host endpoints report.
+fn start_sampler(sampler: Arc<system::Sampler>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("sampler".into())
+        .spawn(move || loop {
+            sampler.tick();
+            std::thread::sleep(system::SAMPLE_EVERY);
+        })
+}
+
+/// Keeps the listeners that should run running.
+fn start_supervisor(
+    app: Arc<server::App>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("supervisor".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(SUPERVISE_EVERY);
+                app.ctx.listeners.supervise();
+            }
+        })
+}

@@ -1,0 +1,33 @@
+//! lbagent: manages HAProxy over HTTPS (HApi, Octavia amphora, appliance and device APIs).
+//! The binary (`main.rs`) parses the command line; everything else lives here, so the fuzz
+//! targets in `fuzz/` can reach the parsers through [`fuzz`].
+
+pub mod agent;
+pub mod config;
+pub mod fuzz;
+
+mod api;
+mod auth;
+mod certs;
+mod devices;
+mod error;
+mod framing;
+mod front;
+mod hapi;
+mod haproxy;
+mod keepalived;
+mod launcher;
+mod listeners;
+mod logs;
+mod names;
+mod netplug;
+mod pools;
+mod process;
+mod router;
+mod server;
+mod signals;
+mod store;
+mod system;
+mod timefmt;
+mod tls;
+mod topology;
