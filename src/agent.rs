@@ -53,6 +53,7 @@ pub fn serve(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
 }
 
 fn run(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
+    tune_malloc();
     let (tls, server_cert) = match tls {
         Some((c, s)) => (Some(c), Some(s)),
         None => (None, None),
@@ -155,6 +156,26 @@ fn run(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Large buffers (a client's unread answers, uploads) go straight to mmap and back to the
+/// system when freed: glibc's default raises that threshold after the first large free, and the
+/// memory of an attack would then stay resident in per-thread arenas after it ended.
+fn tune_malloc() {
+    // SAFETY: mallopt only tunes glibc's allocator, and runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Hands memory that requests freed back to the system, so the agent's RSS falls back after a
+/// burst (glibc keeps freed pages of its arenas otherwise).
+fn release_free_memory() {
+    // SAFETY: malloc_trim is thread-safe and only returns free pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Creates `dir` if needed (with `mode`) and returns its canonical path.
 fn prepare_dir(key: &str, dir: &std::path::Path, mode: u32) -> Result<PathBuf, String> {
     if !dir.exists() {
@@ -185,6 +206,7 @@ fn start_supervisor(
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(SUPERVISE_EVERY);
                 app.ctx.listeners.supervise();
+                release_free_memory();
             }
         })
 }

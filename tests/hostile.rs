@@ -593,3 +593,258 @@ fn a_full_disk_gives_a_clean_500_and_leaves_every_file_whole() {
             .starts_with("# new")
     );
 }
+
+fn rss_kb(agent: &Agent) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Sends `data` on a new TLS connection and returns what comes back until the agent closes it.
+fn tls_exchange(port: u16, ca: &str, data: &[u8]) -> String {
+    let mut s = common::tls_connect(port, ca).unwrap();
+    // The agent may answer and close before it has read everything.
+    let _ = s.write_all(data);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Waits until the agent has closed every one of `socks`.
+fn all_cut(what: &str, socks: &mut [TcpStream], within: Duration) {
+    common::wait_for(what, within, || socks.iter_mut().all(common::is_closed));
+}
+
+#[test]
+fn after_each_hostile_case_the_agent_answers_and_threads_and_rss_come_back() {
+    const TIMEOUT: u64 = 3;
+    let pki = common::Pki::new();
+    let ca = pki.file("ca.pem");
+    let dir = TempDir::new("hostile");
+    let agent = Agent::start(
+        &dir,
+        &format!(
+            "sslcrt: {}\nsslkey: {}\nmax_connections: 32\nrequest_timeout: {TIMEOUT}\n",
+            pki.file("server.pem"),
+            pki.file("server.key")
+        ),
+    );
+    let port = agent.port;
+    let url = agent.url("https", "/v1/devices");
+    // Enough devices that a listing is ~15 KB: clients that never read fill their sockets.
+    for i in 0..100 {
+        let body = format!(
+            r#"{{"name":"device-{i:03}-{}","address":"10.1.0.{i}"}}"#,
+            "n".repeat(60)
+        );
+        let r = curl(&["--cacert", &ca, "--data-binary", &body, &url]).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (threads0, rss0) = (threads(&agent), rss_kb(&agent));
+    let timeout = Duration::from_secs(TIMEOUT);
+    let cut_within = timeout * 3 + Duration::from_secs(5);
+    let get = b"GET /v1/devices HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let cases: Vec<Case> = vec![
+        (
+            "huge headers",
+            Box::new(|| {
+                let head = format!(
+                    "GET /v1/devices HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+                    "a".repeat(200_000)
+                );
+                let r = tls_exchange(port, &ca, head.as_bytes());
+                assert!(r.starts_with("HTTP/1.1 431"), "{r}");
+            }),
+        ),
+        (
+            "huge declared body",
+            Box::new(|| {
+                let r = tls_exchange(
+                    port,
+                    &ca,
+                    b"POST /v1/devices HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n",
+                );
+                assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+            }),
+        ),
+        (
+            "huge chunked body",
+            Box::new(|| {
+                let mut s = common::tls_connect(port, &ca).unwrap();
+                s.write_all(b"POST /v1/devices HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .unwrap();
+                let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+                while s.write_all(chunk.as_bytes()).is_ok() && !common::is_closed(&mut s.sock) {}
+            }),
+        ),
+        (
+            "chunked bodies that never end",
+            Box::new(|| {
+                let mut conns: Vec<_> = (0..10)
+                    .map(|_| common::tls_connect(port, &ca).unwrap())
+                    .collect();
+                for c in &mut conns {
+                    c.write_all(b"POST /v1/devices HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+                        .unwrap();
+                }
+                let end = Instant::now() + cut_within;
+                while Instant::now() < end
+                    && !conns.iter_mut().all(|c| common::is_closed(&mut c.sock))
+                {
+                    for c in &mut conns {
+                        let _ = c.write_all(b"1\r\na\r\n");
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                let mut socks: Vec<_> = conns.into_iter().map(|c| c.sock).collect();
+                all_cut(
+                    "never-ending chunked bodies cut",
+                    &mut socks,
+                    Duration::from_secs(1),
+                );
+            }),
+        ),
+        (
+            "NUL and invalid UTF-8 in path and headers",
+            Box::new(|| {
+                for req in [
+                    &b"GET /v1/devices/\xff\xfe HTTP/1.1\r\n\r\n"[..],
+                    b"GET /v1/devices/a\0b HTTP/1.1\r\n\r\n",
+                    b"GET /v1/devices HTTP/1.1\r\nX-A: a\0b\r\n\r\n",
+                    b"GET /v1/devices HTTP/1.1\r\nX-A: \xff\xfe\r\n\r\n",
+                ] {
+                    let r = tls_exchange(port, &ca, req);
+                    assert!(
+                        r.starts_with("HTTP/1.1 400"),
+                        "{:?}: {r}",
+                        String::from_utf8_lossy(req)
+                    );
+                }
+            }),
+        ),
+        (
+            "pipelining",
+            Box::new(|| {
+                let mut s = common::tls_connect(port, &ca).unwrap();
+                let mut reqs = get.repeat(49);
+                reqs.extend_from_slice(b"GET /v1/devices HTTP/1.1\r\nConnection: close\r\n\r\n");
+                s.write_all(&reqs).unwrap();
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out);
+                let answers = String::from_utf8_lossy(&out)
+                    .matches("HTTP/1.1 200 ")
+                    .count();
+                assert_eq!(answers, 50);
+            }),
+        ),
+        (
+            "a flood past max_connections",
+            Box::new(|| {
+                let mut conns: Vec<_> = (0..48)
+                    .filter_map(|_| common::tls_connect(port, &ca).ok())
+                    .collect();
+                let mut busy = 0;
+                for c in &mut conns {
+                    let _ = c.write_all(get);
+                    let mut head = [0u8; 12];
+                    if c.read_exact(&mut head).is_ok() && &head == b"HTTP/1.1 503" {
+                        busy += 1;
+                    }
+                }
+                assert!(busy >= 16, "{busy} of 48 got 503");
+            }),
+        ),
+        (
+            "TLS handshakes that stop halfway",
+            Box::new(|| {
+                let mut socks: Vec<_> = (0..20)
+                    .map(|_| {
+                        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                        // A handshake record header and the start of a ClientHello, then nothing.
+                        s.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+                            .unwrap();
+                        s
+                    })
+                    .collect();
+                all_cut("half handshakes cut", &mut socks, cut_within);
+            }),
+        ),
+        (
+            "slowloris over TLS",
+            Box::new(|| {
+                let mut conns: Vec<_> = (0..20)
+                    .map(|_| common::tls_connect(port, &ca).unwrap())
+                    .collect();
+                let end = Instant::now() + cut_within;
+                while Instant::now() < end
+                    && !conns.iter_mut().all(|c| common::is_closed(&mut c.sock))
+                {
+                    for c in &mut conns {
+                        let _ = c.write_all(b"X");
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                let mut socks: Vec<_> = conns.into_iter().map(|c| c.sock).collect();
+                all_cut("slowloris cut", &mut socks, Duration::from_secs(1));
+            }),
+        ),
+        (
+            "clients that never read",
+            Box::new(|| {
+                let mut socks: Vec<_> = (0..5)
+                    .map(|_| {
+                        let mut c = common::tls_connect(port, &ca).unwrap();
+                        c.write_all(&get.repeat(300)).unwrap();
+                        c.sock
+                    })
+                    .collect();
+                // Never reading TLS records: is_closed only looks for the close.
+                all_cut(
+                    "never-reading clients cut",
+                    &mut socks,
+                    Duration::from_secs(60),
+                );
+            }),
+        ),
+    ];
+    // The worst case (most memory held while it lasts) again at the end: memory must not grow
+    // with each repetition.
+    let worst = cases.len() - 1;
+    let order: Vec<usize> = (0..cases.len()).chain([worst; 3]).collect();
+    let mut after_worst = Vec::new();
+    for i in order {
+        let (what, case) = &cases[i];
+        case();
+        let t = Instant::now();
+        let r = curl(&["--cacert", &ca, &url]).unwrap();
+        let took = t.elapsed();
+        assert_eq!(r.status, 200, "after {what}");
+        assert!(took < Duration::from_secs(1), "after {what}: {took:?}");
+        common::wait_for(
+            &format!("threads back after {what}"),
+            Duration::from_secs(20),
+            || threads(&agent) <= threads0 + 2,
+        );
+        // Freed memory goes back to the system within a second or two.
+        // Freed memory goes back to the system within a second or two; what glibc keeps of its
+        // arenas (fragments) stays under 5 MiB.
+        common::wait_for(
+            &format!("RSS back after {what}"),
+            Duration::from_secs(5),
+            || rss_kb(&agent) <= rss0 + 5 * 1024,
+        );
+        let rss = rss_kb(&agent);
+        eprintln!("{what}: answered in {took:?}, RSS {rss} kB ({rss0} kB at rest)");
+        if i == worst {
+            after_worst.push(rss);
+        }
+    }
+    let (first, last) = (after_worst[1], after_worst[after_worst.len() - 1]);
+    assert!(
+        last <= first + 1024,
+        "RSS grows with each repetition: {after_worst:?} kB"
+    );
+}
