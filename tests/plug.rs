@@ -220,3 +220,100 @@ fn plug_a_vip_and_a_network_then_survive_a_restart() {
     assert!(ping_from(&peer, "203.0.113.2"));
     assert!(ping_from(&peer, "198.51.100.9"));
 }
+
+#[test]
+fn kill_9_during_plugs_leaves_the_plug_record_old_or_new() {
+    if !is_root() {
+        eprintln!("SKIP: kill_9_during_plugs_leaves_the_plug_record_old_or_new needs root for network namespaces");
+        return;
+    }
+    const KILLS: usize = 25;
+    let amp = Netns::new("kamp");
+    let dir = TempDir::new("plugkill");
+    let record = dir.path("state/plugs.json");
+    let recorded = || -> Vec<serde_json::Value> {
+        match std::fs::read(&record) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+                panic!("torn plugs.json: {e}: {}", String::from_utf8_lossy(&b))
+            }),
+            Err(_) => Vec::new(),
+        }
+    };
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut before = 0;
+    for k in 0..KILLS {
+        // Two fresh ports a cloud just attached: one for a VIP, one for a member network.
+        let macs = [
+            format!("02:00:5e:01:00:{:02x}", 2 * k),
+            format!("02:00:5e:01:00:{:02x}", 2 * k + 1),
+        ];
+        for (j, mac) in macs.iter().enumerate() {
+            let (dev, other) = (format!("lbk{k}x{j}"), format!("lbq{k}x{j}"));
+            amp.ip(&[
+                "link", "add", &dev, "address", mac, "type", "veth", "peer", "name", &other,
+            ]);
+        }
+        let mut agent = Agent::start_in(&dir, "", Some(&amp.name));
+        let (ns, port) = (amp.name.clone(), agent.port);
+        let writer = std::thread::spawn(move || {
+            let vip = format!("203.0.113.{}", 10 + k);
+            let vip_body = vip_body("203.0.113.0/24", "203.0.113.1", &macs[0]);
+            let net_body = serde_json::json!({"mac_address": macs[1], "fixed_ips": [
+                {"ip_address": format!("198.51.100.{}", 10 + k), "subnet_cidr": "198.51.100.0/24"}]})
+            .to_string();
+            for (path, body) in [
+                (
+                    format!("/v0.1/plug/vip/{vip}"),
+                    String::from_utf8(vip_body).unwrap(),
+                ),
+                ("/v0.1/plug/network".to_string(), net_body),
+            ] {
+                let url = format!("http://127.0.0.1:{port}{path}");
+                let args = [
+                    "--max-time",
+                    "5",
+                    "-X",
+                    "POST",
+                    "--data-binary",
+                    &body,
+                    &url,
+                ];
+                if common::curl_in(Some(&ns), &args).is_err() {
+                    return;
+                }
+            }
+        });
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(std::time::Duration::from_millis(seed % 120));
+        agent.child.kill().unwrap();
+        agent.child.wait().unwrap();
+        writer.join().unwrap();
+        // Old or new: every plug recorded before is still there, in order.
+        let now = recorded();
+        assert!(
+            now.len() >= before,
+            "kill {k}: plugs lost ({before} -> {})",
+            now.len()
+        );
+        before = now.len();
+    }
+    // The agent starts on what is left and puts every recorded plug back.
+    let agent = Agent::start_in(&dir, "", Some(&amp.name));
+    let plugs = recorded();
+    assert!(!plugs.is_empty(), "plugs happened between the kills");
+    let links = amp.ip(&["-o", "link", "show", "up"]);
+    for p in &plugs {
+        let mac = p["mac_address"].as_str().unwrap();
+        assert!(
+            links.contains(mac),
+            "{mac} recorded but not up after restart:\n{links}"
+        );
+    }
+    drop(agent);
+    eprintln!(
+        "{KILLS} kill -9s during plugs survived; {} plugs recorded and re-applied",
+        plugs.len()
+    );
+}
