@@ -38,9 +38,13 @@ demo: release
 demo-stop:
 	bash scripts/demo.sh stop
 
+# cargo-deny (`cargo install --locked cargo-deny`, as .ci/run does): licenses, banned crates
+# (OpenSSL, async runtimes) and sources; deny.toml says why advisories are not checked here.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	@command -v cargo-deny >/dev/null || { echo "lint: cargo-deny missing: cargo install --locked cargo-deny"; exit 1; }
+	$(CARGO) deny check bans licenses sources
 
 install: release
 	install -D -m 0755 $(STATIC_BIN) $(DESTDIR)/usr/sbin/lbagent

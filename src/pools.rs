@@ -35,6 +35,61 @@ pub fn listener_type(config: &str) -> ListenerType {
     }
 }
 
+/// The frontends (and `listen` sections) of a config with their types: an API 1.0 load
+/// balancer's config holds one frontend per listener, named by the listener's id. A frontend
+/// without a `mode` takes the one of the `defaults` section before it.
+pub fn frontends(config: &str) -> Vec<(String, ListenerType)> {
+    let mut out = Vec::new();
+    let mut default_http = false;
+    // (keyword, name, body lines) of the section being read.
+    let mut section: Option<(&str, &str, Vec<&str>)> = None;
+    let mut finish = |s: Option<(&str, &str, Vec<&str>)>, default_http: &mut bool| {
+        let Some((keyword, name, body)) = s else {
+            return;
+        };
+        let body = body.join("\n");
+        let kind = listener_type(&body);
+        let explicit_mode = body
+            .lines()
+            .any(|l| l.split('#').next().unwrap_or("").split_whitespace().next() == Some("mode"));
+        match keyword {
+            "defaults" => *default_http = kind == ListenerType::Http,
+            "frontend" | "listen" if !name.is_empty() => {
+                let kind = if kind == ListenerType::Tcp && !explicit_mode && *default_http {
+                    ListenerType::Http
+                } else {
+                    kind
+                };
+                out.push((name.to_string(), kind));
+            }
+            _ => {}
+        }
+    };
+    for line in config.lines() {
+        let starts_section = !line.starts_with(char::is_whitespace) && !line.starts_with('#');
+        let mut words = line.split_whitespace();
+        match (starts_section, words.next()) {
+            (
+                true,
+                Some(
+                    k @ ("global" | "defaults" | "frontend" | "backend" | "listen" | "peers"
+                    | "resolvers" | "userlist" | "program" | "cache" | "mailers" | "ring"),
+                ),
+            ) => {
+                finish(section.take(), &mut default_http);
+                section = Some((k, words.next().unwrap_or(""), Vec::new()));
+            }
+            _ => {
+                if let Some((_, _, body)) = section.as_mut() {
+                    body.push(line);
+                }
+            }
+        }
+    }
+    finish(section.take(), &mut default_http);
+    out
+}
+
 /// A member's status word for the amphora API.
 fn member_status(stat: &str) -> &'static str {
     let word = crate::haproxy::status_word(stat);
@@ -151,5 +206,26 @@ ok,x,UP\nok,y,no check\nok,BACKEND,UP\ndead,z,DOWN\ndead,BACKEND,DOWN\n",
         );
         assert_eq!(p[0].members[2]["c"], "MAINT");
         assert_eq!(p[1].members[1]["y"], "NO_CHECK");
+    }
+
+    #[test]
+    fn frontends_of_a_load_balancer_config() {
+        let cfg =
+            "global\n    daemon\ndefaults\n    mode http\nfrontend l1\n    bind 127.0.0.1:80\n\
+                   frontend l2\n    mode tcp\n    bind :81\nbackend p1:l1\n    mode http\n\
+                   listen l3\n    bind :443 ssl crt-list /certs/l3.pem\n    mode http\n";
+        assert_eq!(
+            frontends(cfg),
+            vec![
+                ("l1".to_string(), ListenerType::Http),
+                ("l2".to_string(), ListenerType::Tcp),
+                ("l3".to_string(), ListenerType::TerminatedHttps),
+            ]
+        );
+        assert_eq!(
+            frontends("frontend f\n  bind :1\n"),
+            vec![("f".to_string(), ListenerType::Tcp)]
+        );
+        assert!(frontends("").is_empty());
     }
 }

@@ -93,22 +93,24 @@ fn packages(ctx: &Ctx) -> (Vec<Value>, String) {
     (list, haproxy)
 }
 
-/// What `/info` says, which `/details` starts with.
-fn identity(ctx: &Ctx, haproxy_version: String) -> Map<String, Value> {
+/// What `/info` says, which `/details` starts with; `api_version` is the caller's API's.
+fn identity(ctx: &Ctx, haproxy_version: String, api_version: &str) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("hostname".into(), json!(system::hostname()));
     m.insert("uuid".into(), json!(uuid(ctx)));
     m.insert("haproxy_version".into(), json!(haproxy_version));
-    m.insert("api_version".into(), json!(API_VERSION));
+    m.insert("api_version".into(), json!(api_version));
     m
 }
 
-fn info(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
+/// `/info` of an API version.
+pub(super) fn info_of(ctx: &Ctx, api_version: &str) -> Map<String, Value> {
     let (_, haproxy_version) = packages(ctx);
-    Ok(Reply::json(
-        200,
-        &Value::Object(identity(ctx, haproxy_version)),
-    ))
+    identity(ctx, haproxy_version, api_version)
+}
+
+fn info(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
+    Ok(Reply::json(200, &Value::Object(info_of(ctx, API_VERSION))))
 }
 
 /// Memory figures in kB, named as the spec names them.
@@ -130,7 +132,8 @@ fn memory() -> Value {
     })
 }
 
-fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
+/// `/details` of an API version.
+pub(super) fn details_of(ctx: &Ctx, api_version: &str) -> Result<Map<String, Value>, ApiError> {
     let rates = ctx.sampler.rates();
     let (mut tx, mut rx) = (0.0, 0.0);
     let mut networks = Map::new();
@@ -152,7 +155,7 @@ fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
         .map(|id| id.to_string())
         .collect();
     let (packages, haproxy_version) = packages(ctx);
-    let mut out = identity(ctx, haproxy_version);
+    let mut out = identity(ctx, haproxy_version, api_version);
     let rest = json!({
         "network_tx": tx,
         "network_rx": rx,
@@ -171,12 +174,23 @@ fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
     if let Value::Object(rest) = rest {
         out.extend(rest);
     }
-    Ok(Reply::json(200, &Value::Object(out)))
+    Ok(out)
+}
+
+fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
+    Ok(Reply::json(
+        200,
+        &Value::Object(details_of(ctx, API_VERSION)?),
+    ))
 }
 
 /// Rotates the agent's own certificate: new connections get it, open ones keep theirs, and
 /// a bad upload changes nothing.
-fn put_server_certificate(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
+pub(super) fn put_server_certificate(
+    ctx: &Ctx,
+    req: &Request,
+    _: &Params,
+) -> Result<Reply, ApiError> {
     let sc = ctx.server_cert.as_ref().ok_or_else(|| {
         ApiError::new(400, "Invalid request")
             .with_details("the agent serves plain HTTP: it has no certificate to replace")
@@ -212,12 +226,12 @@ impl From<KeepalivedError> for ApiError {
     }
 }
 
-fn vrrp_upload(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
+pub(super) fn vrrp_upload(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
     ctx.keepalived.upload(&req.body)?;
-    Ok(Reply::json(200, &json!({ "message": "OK" })))
+    Ok(Reply::json(200, &json!({ "message": "OK" })).with_etag(&req.body))
 }
 
-fn vrrp_action(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn vrrp_action(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
     let word = p.get("action");
     let action = keepalived::Action::parse(word).ok_or_else(|| {
         ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
@@ -272,7 +286,10 @@ impl From<PlugError> for ApiError {
             PlugError::Invalid(message, details) => {
                 ApiError::new(400, message).with_details(details)
             }
-            PlugError::NoInterface => ApiError::new(404, "No suitable network interface found"),
+            // The details are what Octavia's controller looks for to retry: the port may
+            // still be on its way.
+            PlugError::NoInterface => ApiError::new(404, "No suitable network interface found")
+                .with_details("No suitable network interface found"),
             PlugError::AlreadyPlugged(mac) => ApiError::new(409, "Interface already plugged")
                 .with_details(format!("the interface with MAC {mac} is already plugged")),
             PlugError::Failed(message, out) => ApiError::new(500, message).with_details(out),
@@ -281,7 +298,7 @@ impl From<PlugError> for ApiError {
     }
 }
 
-fn plug_vip(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn plug_vip(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
     let plug = netplug::vip_plug(p.get("ip"), &req.body)?;
     let vip = plug.vip.clone().unwrap_or_default();
     let dev = ctx.plugs.plug(plug, "Error plugging VIP")?;
@@ -291,7 +308,7 @@ fn plug_vip(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
     ))
 }
 
-fn plug_network(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
+pub(super) fn plug_network(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
     let plug = netplug::network_plug(&req.body)?;
     let dev = ctx.plugs.plug(plug, "Error plugging Port")?;
     Ok(Reply::json(
@@ -300,7 +317,7 @@ fn plug_network(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError>
     ))
 }
 
-fn interface(_: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
+pub(super) fn interface(_: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
     let ip = p
         .get("ip")
         .parse()

@@ -2,6 +2,7 @@
 //! API family, one file per family.
 
 pub mod amphora;
+pub mod amphora10;
 pub mod devices;
 pub mod hapi;
 pub mod host;
@@ -73,6 +74,14 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// Adds `ETag: <md5 of data>`, as Octavia's agent sends with uploads and file reads.
+    pub fn with_etag(mut self, data: &[u8]) -> Self {
+        self.headers.push(("ETag", crate::certs::md5_hex(data)));
+        self
+    }
+}
+
 impl From<crate::error::ApiError> for Reply {
     fn from(e: crate::error::ApiError) -> Self {
         Reply {
@@ -110,6 +119,7 @@ pub fn routes(apis: &[Api]) -> Vec<Route> {
             Api::Amphora => {
                 all.extend(amphora::routes());
                 all.extend(host::routes());
+                all.extend(amphora10::routes());
             }
             Api::Appliance => all.extend(legacy::routes()),
             Api::Devices => all.extend(devices::routes()),

@@ -118,6 +118,11 @@ impl Pki {
     pub fn file(&self, name: &str) -> String {
         self.dir.path(name).display().to_string()
     }
+
+    /// Another certificate from the test CA: `<name>.pem` and `<name>.key`.
+    pub fn issue(&self, name: &str, subject: &str, extensions: &str) {
+        leaf(&self.dir.0, "ca", name, subject, extensions);
+    }
 }
 
 fn ca(d: &Path, name: &str, cn: &str) {

@@ -1,0 +1,120 @@
+//! Octavia's own controller code drives the real agent: tests/octavia/conformance.py runs
+//! `rest_api_driver`'s client and driver classes and Octavia's jinja templates, from PyPI's
+//! `octavia` package in a venv this test makes, against lbagent over HTTPS with client
+//! certificates. Skipped (with a SKIP line) only when PyPI cannot be reached.
+
+mod common;
+
+use common::{Agent, Pki, TempDir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The controller version checked (README names it).
+const OCTAVIA: &str = "octavia==19.0.0";
+const AMPHORA_ID: &str = "6e2bc8a0-2548-4fb7-a5f0-fb1ef4a696ce";
+
+fn pypi_reachable() -> bool {
+    Command::new("curl")
+        .args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "20",
+            "https://pypi.org/simple/octavia/",
+        ])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A venv with Octavia in it, kept between runs under cargo's target dir; None without PyPI.
+fn octavia_python() -> Option<PathBuf> {
+    let venv =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{}", OCTAVIA.replace("==", "-")));
+    let python = venv.join("bin/python");
+    let ready = |py: &Path| {
+        Command::new(py)
+            .args([
+                "-c",
+                "import octavia.amphorae.drivers.haproxy.rest_api_driver",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ready(&python) {
+        return Some(python);
+    }
+    if !pypi_reachable() {
+        return None;
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    common::run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+    // pyroute2: the driver imports the agent-side network helpers too.
+    common::run(Command::new(venv.join("bin/pip")).args(["install", "-q", OCTAVIA, "pyroute2"]));
+    assert!(
+        ready(&python),
+        "octavia installed but its client does not import"
+    );
+    Some(python)
+}
+
+#[test]
+fn octavias_own_client_drives_the_agent() {
+    let Some(python) = octavia_python() else {
+        eprintln!("SKIP: octavias_own_client_drives_the_agent: PyPI is unreachable, cannot install {OCTAVIA}");
+        return;
+    };
+    let pki = Pki::new();
+    // Octavia's client checks the agent's certificate against the amphora id (a DNS name).
+    pki.issue(
+        "amphora",
+        &format!("/CN={AMPHORA_ID}"),
+        &format!("subjectAltName=DNS:{AMPHORA_ID},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+    );
+    let dir = TempDir::new("octavia");
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(pki.file("amphora.key")).unwrap(),
+        std::fs::read_to_string(pki.file("amphora.pem")).unwrap()
+    );
+    let bundle = dir.write("amphora-bundle.pem", &bundle);
+    let agent = Agent::start(
+        &dir,
+        &format!(
+            "sslcrt: {0}\nsslkey: {0}\nclient_ca: {1}\n",
+            bundle.display(),
+            pki.file("ca.pem")
+        ),
+    );
+    // Where Octavia's template puts each load balancer's stats socket and server state.
+    let base = dir.path("octavia-base");
+    std::fs::create_dir_all(&base).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/octavia/conformance.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .args(["--url", &agent.url("https", "")])
+        .args(["--ca", &pki.file("ca.pem")])
+        .args([
+            "--cert",
+            &pki.file("client.pem"),
+            "--key",
+            &pki.file("client.key"),
+        ])
+        .args(["--amphora-id", AMPHORA_ID])
+        .arg("--agent-base-path")
+        .arg(&base)
+        .arg("--agent-cert-dir")
+        .arg(dir.path("certs"))
+        .arg("--rotate-cert")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "conformance failed");
+    assert!(!text.contains("FAIL "), "{text}");
+    assert!(
+        text.contains("PASS  B03 "),
+        "the driver's listener update ran"
+    );
+}
