@@ -61,7 +61,7 @@ pub fn request_framing(data: &[u8]) {
 
 /// What HAProxy and keepalived print, as the agent reads it: `show info`, `show stat` (and the
 /// pools, members and HApi nodes built from it), `show servers state`, `show proc`, a listener
-/// config's type, and any program output carried into a JSON error body.
+/// config's type and frontends, and any program output carried into a JSON error body.
 pub fn haproxy_replies(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for (k, _) in haproxy::parse_info(&text) {
@@ -81,6 +81,9 @@ pub fn haproxy_replies(data: &[u8]) {
         assert!(!p.workers.contains(&0) || text.contains('0'));
     }
     let _ = pools::listener_type(&text);
+    for (name, _) in pools::frontends(&text) {
+        assert!(!name.is_empty() && !name.contains(char::is_whitespace));
+    }
     let _ = keepalived::check_self_contained(&text);
     let body = error::ApiError::internal(text.to_string()).body();
     let v: serde_json::Value = serde_json::from_str(&body).expect("error bodies are JSON");

@@ -89,6 +89,7 @@ pub fn disk_kb(path: &Path) -> Option<(u64, u64)> {
     let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: statvfs writes into the zeroed struct we own; `c` is a valid C string.
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: a valid C string and a struct we own.
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
         return None;
     }
@@ -238,6 +239,7 @@ pub fn interface_of(ip: IpAddr) -> Option<String> {
     while !cur.is_null() {
         // SAFETY: `cur` is a node of the list getifaddrs returned and is not yet freed.
         let ifa = unsafe { &*cur };
+        // SAFETY: ifa_addr is null or a sockaddr of its family, owned by the list.
         if let Some(addr) = unsafe { sockaddr_ip(ifa.ifa_addr) } {
             if addr == ip && !ifa.ifa_name.is_null() {
                 // SAFETY: ifa_name is a NUL-terminated string owned by the list.

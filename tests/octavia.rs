@@ -9,8 +9,9 @@ use common::{Agent, Pki, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The controller version checked (README names it).
-const OCTAVIA: &str = "octavia==19.0.0";
+/// The controller versions checked (README names them): PyPI's newest, and an older release.
+const NEWEST: &str = "19.0.0";
+const OLDER: &str = "16.0.1";
 const AMPHORA_ID: &str = "6e2bc8a0-2548-4fb7-a5f0-fb1ef4a696ce";
 
 fn pypi_reachable() -> bool {
@@ -27,10 +28,10 @@ fn pypi_reachable() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A venv with Octavia in it, kept between runs under cargo's target dir; None without PyPI.
-fn octavia_python() -> Option<PathBuf> {
-    let venv =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{}", OCTAVIA.replace("==", "-")));
+/// A venv with Octavia `version` in it, kept between runs under cargo's target dir; None
+/// without PyPI.
+fn octavia_python(version: &str) -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-octavia-{version}"));
     let python = venv.join("bin/python");
     let ready = |py: &Path| {
         Command::new(py)
@@ -50,7 +51,12 @@ fn octavia_python() -> Option<PathBuf> {
     let _ = std::fs::remove_dir_all(&venv);
     common::run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
     // pyroute2: the driver imports the agent-side network helpers too.
-    common::run(Command::new(venv.join("bin/pip")).args(["install", "-q", OCTAVIA, "pyroute2"]));
+    common::run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "-q",
+        &format!("octavia=={version}"),
+        "pyroute2",
+    ]));
     assert!(
         ready(&python),
         "octavia installed but its client does not import"
@@ -59,9 +65,18 @@ fn octavia_python() -> Option<PathBuf> {
 }
 
 #[test]
-fn octavias_own_client_drives_the_agent() {
-    let Some(python) = octavia_python() else {
-        eprintln!("SKIP: octavias_own_client_drives_the_agent: PyPI is unreachable, cannot install {OCTAVIA}");
+fn octavias_newest_client_drives_the_agent() {
+    conformance(NEWEST);
+}
+
+#[test]
+fn an_older_octavia_client_drives_the_agent() {
+    conformance(OLDER);
+}
+
+fn conformance(version: &str) {
+    let Some(python) = octavia_python(version) else {
+        eprintln!("SKIP: Octavia {version} conformance: PyPI is unreachable, cannot install it");
         return;
     };
     let pki = Pki::new();
@@ -111,7 +126,10 @@ fn octavias_own_client_drives_the_agent() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "conformance failed");
+    assert!(
+        out.status.success(),
+        "conformance with Octavia {version} failed"
+    );
     assert!(!text.contains("FAIL "), "{text}");
     assert!(
         text.contains("PASS  B03 "),

@@ -151,11 +151,10 @@ fn list_listeners(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError>
 }
 
 /// Stops and removes a load balancer with its certificates; one that does not exist is
-/// already gone (200, as Octavia's agent answers: its controller retries deletes).
+/// already gone (200, as Octavia's agent answers: its controller retries deletes). An id that
+/// could name none is a bad request.
 fn delete_lb(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let Ok(id) = ListenerId::parse(p.get("lb")) else {
-        return Ok(ok(200));
-    };
+    let id = lb_id(p)?;
     match ctx.listeners.delete(&id) {
         Ok(_) => Ok(ok(200)),
         // Certificates may have come before any config.
