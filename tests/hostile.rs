@@ -203,23 +203,10 @@ fn slow_silent_and_deaf_clients_are_cut_off_and_threads_come_back() {
     for s in conns.iter_mut().take(30) {
         let _ = s.write_all(b"H");
     }
-    common::wait_for(
+    all_cut(
         "all hostile connections cut",
+        &mut conns,
         Duration::from_secs(40),
-        || {
-            conns.iter_mut().all(|s| {
-                s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-                let mut buf = [0u8; 65536];
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) => return true,
-                        Ok(_) => continue,
-                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-                        Err(_) => return false,
-                    }
-                }
-            })
-        },
     );
     drop(conns);
     // tiny_http lets an idle connection thread go after 5 s.
@@ -610,6 +597,25 @@ fn tls_exchange(port: u16, ca: &str, data: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Writes `bytes` on every connection each `every` until the agent has cut them all.
+fn trickle_until_cut(
+    what: &str,
+    mut conns: Vec<common::TlsStream>,
+    bytes: &[u8],
+    every: Duration,
+    within: Duration,
+) {
+    let end = Instant::now() + within;
+    while Instant::now() < end && !conns.iter_mut().all(|c| common::is_closed(&mut c.sock)) {
+        for c in &mut conns {
+            let _ = c.write_all(bytes);
+        }
+        std::thread::sleep(every);
+    }
+    let mut socks: Vec<_> = conns.into_iter().map(|c| c.sock).collect();
+    all_cut(what, &mut socks, Duration::from_secs(1));
+}
+
 /// Waits until the agent has closed every one of `socks`.
 fn all_cut(what: &str, socks: &mut [TcpStream], within: Duration) {
     common::wait_for(what, within, || socks.iter_mut().all(common::is_closed));
@@ -690,20 +696,12 @@ fn after_each_hostile_case_the_agent_answers_and_threads_and_rss_come_back() {
                     c.write_all(b"POST /v1/devices HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
                         .unwrap();
                 }
-                let end = Instant::now() + cut_within;
-                while Instant::now() < end
-                    && !conns.iter_mut().all(|c| common::is_closed(&mut c.sock))
-                {
-                    for c in &mut conns {
-                        let _ = c.write_all(b"1\r\na\r\n");
-                    }
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                let mut socks: Vec<_> = conns.into_iter().map(|c| c.sock).collect();
-                all_cut(
+                trickle_until_cut(
                     "never-ending chunked bodies cut",
-                    &mut socks,
-                    Duration::from_secs(1),
+                    conns,
+                    b"1\r\na\r\n",
+                    Duration::from_millis(300),
+                    cut_within,
                 );
             }),
         ),
@@ -775,20 +773,16 @@ fn after_each_hostile_case_the_agent_answers_and_threads_and_rss_come_back() {
         (
             "slowloris over TLS",
             Box::new(|| {
-                let mut conns: Vec<_> = (0..20)
+                let conns = (0..20)
                     .map(|_| common::tls_connect(port, &ca).unwrap())
                     .collect();
-                let end = Instant::now() + cut_within;
-                while Instant::now() < end
-                    && !conns.iter_mut().all(|c| common::is_closed(&mut c.sock))
-                {
-                    for c in &mut conns {
-                        let _ = c.write_all(b"X");
-                    }
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                let mut socks: Vec<_> = conns.into_iter().map(|c| c.sock).collect();
-                all_cut("slowloris cut", &mut socks, Duration::from_secs(1));
+                trickle_until_cut(
+                    "slowloris cut",
+                    conns,
+                    b"X",
+                    Duration::from_millis(500),
+                    cut_within,
+                );
             }),
         ),
         (
