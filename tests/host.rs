@@ -171,7 +171,7 @@ fn interface_lookup() {
         assert_eq!(r.status, 400, "{bad}");
         assert_eq!(r.json()["message"], "Bad IP address version");
     }
-    let r = call(&agent, &dir, "GET", "/v0.1/interface/203.0.113.77", None);
+    let r = call(&agent, &dir, "GET", "/1.0/interface/203.0.113.77", None);
     assert_eq!(r.status, 404);
     assert_eq!(
         r.json()["message"],

@@ -181,7 +181,7 @@ fn plug_a_vip_and_a_network_then_survive_a_restart() {
         &agent,
         &dir,
         "POST",
-        "/v0.1/plug/network/",
+        "/1.0/plug/network", // the same plug through API 1.0
         Some(body.to_string().as_bytes()),
     );
     assert_eq!(r.status, 202, "{}", r.body);
@@ -193,7 +193,7 @@ fn plug_a_vip_and_a_network_then_survive_a_restart() {
         &agent,
         &dir,
         "POST",
-        "/v0.1/plug/vip/2001:db8:5::2",
+        "/1.0/plug/vip/2001:db8:5::2", // through API 1.0
         Some(&vip_body("2001:db8:5::7/64", "2001:db8:5::1", V6_MAC)),
     );
     assert_eq!(r.status, 202, "{}", r.body);

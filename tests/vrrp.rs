@@ -83,12 +83,12 @@ fn keepalived_upload_start_reload_stop() {
         &agent,
         &dir,
         "PUT",
-        "/v0.1/vrrp/upload",
+        "/1.0/vrrp/upload", // the same handler through API 1.0
         conf_of(config("198.51.100.51", "veth0")).as_deref(),
     );
     assert_eq!(r.status, 200);
     assert_eq!(
-        call(&agent, &dir, "PUT", "/v0.1/vrrp/reload", None).details(),
+        call(&agent, &dir, "PUT", "/1.0/vrrp/reload", None).details(),
         "keepalived reloaded"
     );
     common::wait_for("the new VIP", Duration::from_secs(15), || {
