@@ -9,6 +9,9 @@ const MAX_LINE: usize = 4096;
 /// `front`). A client may not send it.
 pub const CONN_HEADER: &str = "X-Lbagent-Conn";
 
+/// Added to every forwarded request, so tiny_http reads one request per internal connection.
+const CLOSE_HEADER: &[u8] = b"Connection: close\r\n";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
     HeadTooLarge,
@@ -78,6 +81,18 @@ impl Framer {
     /// Consumes client bytes, appending to `out` what may be forwarded now.
     pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), Reject> {
         while !input.is_empty() {
+            let n = self.feed_one(input, out)?;
+            input = &input[n..];
+        }
+        Ok(())
+    }
+
+    /// Like `feed`, but stops where a request ends: returns how many bytes it consumed. The
+    /// front sends each request over a connection of its own.
+    pub fn feed_one(&mut self, all: &[u8], out: &mut Vec<u8>) -> Result<usize, Reject> {
+        let before = self.completed;
+        let mut input = all;
+        while !input.is_empty() && self.completed == before {
             match &mut self.state {
                 State::Idle => {
                     // Stray CRLFs between requests are allowed and dropped.
@@ -108,8 +123,13 @@ impl Framer {
                                 return Err(Reject::BodyTooLarge);
                             }
                         }
-                        // The head ends in CRLF CRLF: add our header before the last CRLF.
-                        out.extend_from_slice(&self.head[..self.head.len() - 2]);
+                        // `Connection: close` first (tiny_http goes by the first): one request
+                        // per internal connection. Our header goes before the last CRLF.
+                        let line_end =
+                            self.head.windows(2).position(|w| w == b"\r\n").unwrap_or(0) + 2;
+                        out.extend_from_slice(&self.head[..line_end]);
+                        out.extend_from_slice(CLOSE_HEADER);
+                        out.extend_from_slice(&self.head[line_end..self.head.len() - 2]);
                         out.extend_from_slice(&self.inject);
                         out.extend_from_slice(b"\r\n");
                         self.head.clear();
@@ -154,7 +174,7 @@ impl Framer {
                 }
             }
         }
-        Ok(())
+        Ok(all.len() - input.len())
     }
 
     fn end_of_line(&mut self, line: &[u8]) -> Result<(), Reject> {
@@ -286,7 +306,7 @@ mod tests {
         let out = run(&mut f, b"\r\n").unwrap();
         assert_eq!(
             out,
-            b"GET / HTTP/1.1\r\nHost: a\r\nX-Lbagent-Conn: t\r\n\r\n"
+            b"GET / HTTP/1.1\r\nConnection: close\r\nHost: a\r\nX-Lbagent-Conn: t\r\n\r\n"
         );
         assert!(!f.in_request());
         assert_eq!(f.completed(), 1);
@@ -296,7 +316,7 @@ mod tests {
     fn content_length_bodies_and_pipelining() {
         let mut f = Framer::new(1024, 100, "t");
         let two = b"PUT /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
-        let fwd: &[u8] = b"PUT /x HTTP/1.1\r\nContent-Length: 5\r\nX-Lbagent-Conn: t\r\n\r\nhelloGET / HTTP/1.1\r\nX-Lbagent-Conn: t\r\n\r\n";
+        let fwd: &[u8] = b"PUT /x HTTP/1.1\r\nConnection: close\r\nContent-Length: 5\r\nX-Lbagent-Conn: t\r\n\r\nhelloGET / HTTP/1.1\r\nConnection: close\r\nX-Lbagent-Conn: t\r\n\r\n";
         assert_eq!(run(&mut f, two).unwrap(), fwd);
         assert_eq!(f.completed(), 2);
         // Byte by byte gives the same.
@@ -351,7 +371,14 @@ mod tests {
             b"PUT / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\n\r\n";
         assert_eq!(
             run(&mut f, req).unwrap(),
-            [&req[..44], &b"X-Lbagent-Conn: t\r\n"[..], &req[44..]].concat()
+            [
+                &req[..16],
+                &b"Connection: close\r\n"[..],
+                &req[16..44],
+                &b"X-Lbagent-Conn: t\r\n"[..],
+                &req[44..]
+            ]
+            .concat()
         );
         assert_eq!(f.completed(), 1);
         assert!(!f.in_request());
@@ -426,7 +453,21 @@ mod tests {
         let mut f = Framer::new(1024, 100, "t");
         assert_eq!(
             run(&mut f, b"\r\n\r\nGET / HTTP/1.1\r\n\r\n").unwrap(),
-            b"GET / HTTP/1.1\r\nX-Lbagent-Conn: t\r\n\r\n"
+            b"GET / HTTP/1.1\r\nConnection: close\r\nX-Lbagent-Conn: t\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn feed_one_stops_where_a_request_ends() {
+        let mut f = Framer::new(1024, 100, "t");
+        let two = b"PUT /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
+        let mut out = Vec::new();
+        let n = f.feed_one(two, &mut out).unwrap();
+        assert_eq!(&two[n..], b"GET / HTTP/1.1\r\n\r\n");
+        assert!(out.ends_with(b"hello"));
+        assert_eq!(f.completed(), 1);
+        out.clear();
+        assert_eq!(f.feed_one(&two[n..], &mut out).unwrap(), two.len() - n);
+        assert_eq!(f.completed(), 2);
     }
 }

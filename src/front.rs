@@ -424,45 +424,50 @@ fn serve(shared: &Shared, stream: TcpStream, addr: SocketAddr) -> io::Result<()>
         Client::Plain(_) => None,
     };
     client.sock().set_read_timeout(Some(timeout))?;
-    let mut internal = UnixStream::connect(&shared.internal)?;
-    internal.set_write_timeout(Some(timeout))?;
     let token = random_token()?;
     shared
         .peers
         .map()
         .insert(token.clone(), Peer { addr, cert_subject });
     let _registration = Registration(&shared.peers, token.clone());
-    let result = pump(shared, &mut client, &mut internal, &token, addr);
+    let result = pump(shared, &mut client, &token, addr);
     client.close();
-    let _ = internal.shutdown(Shutdown::Both);
     result
 }
 
-/// Relays bytes both ways until either side ends or a deadline passes. Output to the client
-/// is buffered here (up to `out_cap`), so a client that does not read never blocks the worker
-/// writing its answer: it is cut off once it stops taking bytes for the request timeout, or
-/// once its unread answers pass the cap.
-fn pump(
-    shared: &Shared,
-    client: &mut Client,
-    internal: &mut UnixStream,
-    token: &str,
-    addr: SocketAddr,
-) -> io::Result<()> {
+/// One request's way through tiny_http: a connection of its own (the framer marks each
+/// request `Connection: close`), which tiny_http closes once the answer is written. Short
+/// connections keep tiny_http's per-connection threads short-lived: its pool can queue a new
+/// connection behind busy ones, and a keep-alive connection would keep it waiting for as long
+/// as another client stays connected.
+struct Trip {
+    sock: UnixStream,
+    /// The whole request has been sent; the next one waits for this answer.
+    sent: bool,
+}
+
+/// Relays requests to tiny_http, one trip each and in order, and answers back, until the
+/// client is done or a deadline passes. Output to the client is buffered here (up to
+/// `out_cap`), so a client that does not read never blocks the worker writing its answer: it
+/// is cut off once it stops taking bytes for the request timeout, or once its unread answers
+/// pass the cap. Pipelined requests wait, unread, until the answer before them is in.
+fn pump(shared: &Shared, client: &mut Client, token: &str, addr: SocketAddr) -> io::Result<()> {
     let timeout = shared.limits.request_timeout;
     let out_cap = shared.limits.max_body as usize + (1 << 20);
     let mut framer = Framer::new(MAX_HEAD, shared.limits.max_body, token);
     let mut request_started: Option<Instant> = None;
     // Set while a received request has had no answer yet.
     let mut owed_since: Option<Instant> = None;
-    // Set when the answer to the request being received started early (e.g. a 401 or 413
-    // before the body was read): nothing more is owed when that request ends.
+    // Set when the answer to the request being received started early (e.g. a 401 before the
+    // body was read): nothing more is owed when that request ends.
     let mut answered_early = false;
+    // Set while the rest of a request tiny_http no longer reads (it answered) is dropped.
+    let mut discard = false;
     let mut last_activity = Instant::now();
     let mut client_done = false;
-    let mut internal_done = false;
-    let mut internal_closing = false;
-    let mut from_client = Vec::new();
+    let mut trip: Option<Trip> = None;
+    // Client bytes not yet forwarded.
+    let mut held: Vec<u8> = Vec::new();
     let mut to_internal = Vec::new();
     let mut out = Outbox::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -473,7 +478,12 @@ fn pump(
     let result = loop {
         let now = Instant::now();
         let pending = out.pending(client);
-        if internal_done && !pending {
+        let idle = request_started.is_none() && trip.is_none() && held.is_empty();
+        if shared.stopping.load(Ordering::SeqCst) && idle {
+            // No new requests; what is owed is delivered below before ending.
+            client_done = true;
+        }
+        if client_done && (idle || request_started.is_some() && trip.is_none()) && !pending {
             break Ok(());
         }
         let deadline = match (request_started, owed_since) {
@@ -482,14 +492,6 @@ fn pump(
             (None, Some(t)) => t + MAX_HANDLER,
             (None, None) => last_activity + timeout,
         };
-        if shared.stopping.load(Ordering::SeqCst) && request_started.is_none() && !internal_closing
-        {
-            // No new requests: tiny_http finishes what it has, then closes its side, and the
-            // relay below delivers the rest before ending.
-            internal_closing = true;
-            client_done = true;
-            let _ = internal.shutdown(Shutdown::Write);
-        }
         if now >= deadline {
             if pending {
                 logs::info("client cut off: it stopped reading its answer");
@@ -506,19 +508,18 @@ fn pump(
         }
         let mut fds = [
             libc::pollfd {
-                // Skipped (negative) once tiny_http is done.
-                fd: if internal_done {
-                    -1
-                } else {
-                    internal.as_raw_fd()
-                },
+                fd: trip.as_ref().map_or(-1, |t| t.sock.as_raw_fd()),
                 events: libc::POLLIN,
                 revents: 0,
             },
             libc::pollfd {
                 fd: client.sock().as_raw_fd(),
-                events: (if client_done { 0 } else { libc::POLLIN })
-                    | (if pending { libc::POLLOUT } else { 0 }),
+                // Not read while earlier bytes wait: a pipelining client is held back.
+                events: (if client_done || !held.is_empty() {
+                    0
+                } else {
+                    libc::POLLIN
+                }) | (if pending { libc::POLLOUT } else { 0 }),
                 revents: 0,
             },
         ];
@@ -526,47 +527,75 @@ fn pump(
             continue;
         }
         if fds[0].revents != 0 {
-            match internal.read(&mut buf) {
-                Ok(0) => internal_done = true,
-                Ok(n) => {
-                    out.push(&buf[..n]);
-                    owed_since = None;
-                    answered_early = request_started.is_some();
-                    last_activity = Instant::now();
-                    if out.len() > out_cap {
-                        logs::info("client cut off: too much of its answer left unread");
-                        break Ok(());
+            if let Some(t) = trip.as_mut() {
+                match t.sock.read(&mut buf) {
+                    Ok(0) => {
+                        // The answer is complete. A request it did not wait for is dropped.
+                        discard = !t.sent;
+                        trip = None;
                     }
+                    Ok(n) => {
+                        out.push(&buf[..n]);
+                        owed_since = None;
+                        answered_early = request_started.is_some();
+                        last_activity = Instant::now();
+                        if out.len() > out_cap {
+                            logs::info("client cut off: too much of its answer left unread");
+                            break Ok(());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
             }
         }
         if let Err(e) = out.flush(client) {
             break Err(e);
         }
-        if fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !client_done
-            || buffered
-        {
-            from_client.clear();
-            match client.read_available(&mut from_client, !buffered, Instant::now() + timeout) {
+        let readable = fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
+        if (readable && !client_done && held.is_empty()) || buffered {
+            match client.read_available(&mut held, !buffered, Instant::now() + timeout) {
                 Ok(done) => client_done = done,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => break Err(e),
             }
             buffered = false;
+            last_activity = Instant::now();
+        }
+        // Forward what may go now: up to the end of one request, then its answer first.
+        let mut refused = None;
+        while !held.is_empty() && !trip.as_ref().is_some_and(|t| t.sent) {
             let before = framer.completed();
             to_internal.clear();
-            let fed = framer.feed(&from_client, &mut to_internal);
-            if !to_internal.is_empty() {
-                // A blocking write (with its timeout): tiny_http reads requests promptly.
-                if let Err(e) = internal.write_all(&to_internal) {
-                    break Err(e);
+            let n = match framer.feed_one(&held, &mut to_internal) {
+                Ok(n) => n,
+                Err(reject) => {
+                    refused = Some(reject);
+                    break;
+                }
+            };
+            held.drain(..n);
+            if !to_internal.is_empty() && !discard {
+                if trip.is_none() {
+                    let sock = UnixStream::connect(&shared.internal)?;
+                    sock.set_write_timeout(Some(timeout))?;
+                    trip = Some(Trip { sock, sent: false });
+                }
+                if let Some(t) = trip.as_mut() {
+                    match t.sock.write_all(&to_internal) {
+                        Ok(()) => {}
+                        // tiny_http answered without reading it all.
+                        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => discard = true,
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             let now = Instant::now();
-            last_activity = now;
             if framer.completed() > before {
+                if let Some(t) = trip.as_mut() {
+                    t.sent = true;
+                }
+                discard = false;
                 if !answered_early {
                     owed_since = Some(now);
                 }
@@ -578,16 +607,20 @@ fn pump(
                 (true, _) => Some(now),
                 (false, _) => None,
             };
-            if let Err(reject) = fed {
-                let _ = client.sock().set_nonblocking(false);
-                break refuse(client, reject, owed_since.is_some() || pending, addr);
-            }
-            if client_done {
-                if request_started.is_none() && owed_since.is_none() && !out.pending(client) {
-                    break Ok(());
-                }
-                // The client may half-close after its request and still want the answer.
-                let _ = internal.shutdown(Shutdown::Write);
+        }
+        if let Some(reject) = refused {
+            let _ = client.sock().set_nonblocking(false);
+            break refuse(
+                client,
+                reject,
+                owed_since.is_some() || pending || trip.is_some(),
+                addr,
+            );
+        }
+        if client_done && request_started.is_some() {
+            // The request will not be completed: tiny_http need not wait for the rest.
+            if let Some(t) = &trip {
+                let _ = t.sock.shutdown(Shutdown::Write);
             }
         }
     };

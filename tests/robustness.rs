@@ -291,3 +291,53 @@ fn an_early_answer_does_not_hold_the_connection_open() {
     let _ = read_all(&mut s);
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
 }
+
+/// Many keep-alive clients arriving at once, each holding its connection open: every one is
+/// answered while the others stay open (a request must never wait for another client to leave).
+#[test]
+fn a_burst_of_keep_alive_clients_is_answered_while_all_stay_open() {
+    let dir = TempDir::new("burst");
+    let agent = agent(&dir, "max_connections: 100\n");
+    let port = agent.port;
+    let n = 48;
+    // A few rounds: a burst only sometimes meets the moment that matters.
+    for _ in 0..4 {
+        burst_round(port, n);
+    }
+}
+
+fn burst_round(port: u16, n: usize) {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let clients: Vec<_> = (0..n)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                barrier.wait();
+                let mut answers = 0;
+                for _ in 0..3 {
+                    s.write_all(b"GET /v1/devices HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .unwrap();
+                    let mut buf = [0u8; 4096];
+                    let mut got = Vec::new();
+                    while !String::from_utf8_lossy(&got).contains("\"devices\"") {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return (answers, s),
+                            Ok(k) => got.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    answers += 1;
+                }
+                (answers, s)
+            })
+        })
+        .collect();
+    // Every connection stays open until all are checked.
+    let results: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let short = results.iter().filter(|(a, _)| *a < 3).count();
+    assert_eq!(
+        short, 0,
+        "{short} of {n} clients were not answered within 5 s"
+    );
+}
