@@ -4,10 +4,10 @@ TARGET  ?= x86_64-unknown-linux-gnu
 DESTDIR ?=
 STATIC_BIN := target/$(TARGET)/release/lbagent
 
-.PHONY: help build release test fuzz fuzz-smoke demo demo-stop lint install clean
+.PHONY: help build release test bench fuzz fuzz-smoke demo demo-stop lint install clean
 
 help:
-	@echo "targets: build release test fuzz fuzz-smoke demo demo-stop lint install clean"
+	@echo "targets: build release test bench fuzz fuzz-smoke demo demo-stop lint install clean"
 
 build:
 	$(CARGO) build
@@ -21,6 +21,11 @@ release:
 
 test:
 	$(CARGO) test --all-targets
+
+# Footprint and speed against the floor, HApi's way and the Octavia agent: bench/results.md
+# (and .json). Installs what it lacks (as root); a few minutes. Not run by CI.
+bench:
+	bench/run $(BENCH_ARGS)
 
 # Every parser that takes outside bytes under libFuzzer (fuzz/run): FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
