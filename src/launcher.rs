@@ -16,7 +16,7 @@ use crate::names::ProxyName;
 /// Timeout of one command on a listener's sockets.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a start or reload looks for its outcome: small, as it is the latency callers see.
-const POLL: Duration = Duration::from_millis(5);
+const POLL: Duration = Duration::from_millis(2);
 
 /// The sockets' names inside the run directory (HAProxy takes them as `unix@<name>`).
 pub const STATS_SOCK: &str = "stats.sock";

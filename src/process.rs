@@ -32,6 +32,7 @@ pub fn run<S: AsRef<OsStr>>(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
     let readers = [
         child
             .stderr
@@ -45,15 +46,27 @@ pub fn run<S: AsRef<OsStr>>(
     .into_iter()
     .flatten()
     .map(|mut r| {
+        let closed = closed_tx.clone();
         thread::spawn(move || {
             let mut buf = Vec::new();
             // Bounded: a runaway program cannot fill the agent's memory.
             let _ = r.by_ref().take(1 << 20).read_to_end(&mut buf);
+            let _ = closed.send(());
             buf
         })
     })
     .collect::<Vec<_>>();
     let end = Instant::now() + timeout;
+    // Its output ends when the program exits: wait for that, not in polling steps (a check
+    // before every upload and start would lose half a step each time).
+    for _ in 0..readers.len() {
+        if closed_rx
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+            .is_err()
+        {
+            break;
+        }
+    }
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break s,
@@ -75,7 +88,7 @@ pub fn run<S: AsRef<OsStr>>(
                 ),
             ));
         }
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(Duration::from_millis(1));
     };
     let mut text = String::new();
     for r in readers {
