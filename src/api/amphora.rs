@@ -133,17 +133,31 @@ impl From<CertError> for ApiError {
 
 /// `PUT /v0.1/listeners/<id>/<start|stop|reload>`; the action word is checked first.
 fn act(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let word = p.get("action");
-    let action = Action::parse(word).ok_or_else(|| {
-        ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
-    })?;
+    let action = action_word(p.get("action"))?;
     let id = listener(ctx, p, false)?;
-    match ctx.listeners.act(&id, action) {
+    act_on(ctx, &id, action, listener_not_found)
+}
+
+/// An action route's word (start, stop, reload), checked before anything else.
+pub(super) fn action_word(word: &str) -> Result<Action, ApiError> {
+    Action::parse(word).ok_or_else(|| {
+        ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
+    })
+}
+
+/// Runs `action`: 202 with what happened; `not_found` says the id names nothing.
+pub(super) fn act_on(
+    ctx: &Ctx,
+    id: &ListenerId,
+    action: Action,
+    not_found: fn(&str) -> ApiError,
+) -> Result<Reply, ApiError> {
+    match ctx.listeners.act(id, action) {
         Ok(details) => Ok(Reply::json(
             202,
             &json!({ "message": "OK", "details": details }),
         )),
-        Err(ListenerError::NotFound) => Err(listener_not_found(id.as_str())),
+        Err(ListenerError::NotFound) => Err(not_found(id.as_str())),
         Err(e) => Err(e.into()),
     }
 }

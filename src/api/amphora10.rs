@@ -6,10 +6,10 @@
 
 use serde_json::{json, Value};
 
-use crate::api::{host, Ctx, Reply, Request};
+use crate::api::{amphora, host, Ctx, Reply, Request};
 use crate::certs::{self, CertError};
 use crate::error::ApiError;
-use crate::listeners::{Action, ListenerError, Status};
+use crate::listeners::{ListenerError, Status};
 use crate::names::{CertName, ListenerId};
 use crate::pools;
 use crate::router::{Params, Route};
@@ -192,19 +192,9 @@ fn get_config(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
 /// start / stop / reload (a reload of a stopped load balancer starts it); the action word
 /// is checked first, in any case.
 fn act(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let word = p.get("action").to_ascii_lowercase();
-    let action = Action::parse(&word).ok_or_else(|| {
-        ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
-    })?;
+    let action = amphora::action_word(&p.get("action").to_ascii_lowercase())?;
     let id = existing_lb(ctx, p)?;
-    match ctx.listeners.act(&id, action) {
-        Ok(details) => Ok(Reply::json(
-            202,
-            &json!({ "message": "OK", "details": details }),
-        )),
-        Err(ListenerError::NotFound) => Err(lb_not_found(id.as_str())),
-        Err(e) => Err(e.into()),
-    }
+    amphora::act_on(ctx, &id, action, lb_not_found)
 }
 
 /// Stores a file for a load balancer's TLS: a key with its certificate chain (checked to

@@ -427,14 +427,17 @@ def main():
         except OSError as e:
             out(f'# cannot start members: {e}')
 
-    def a_start():
-        r = client.start_listener(amp, lb_id)
+    def started(r):
+        """The answer to a start, or to a reload that started a stopped load balancer."""
         check(r.status_code == 202, f'status {r.status_code}')
         j = r.json()
         check(like(j, {'message': 'OK', 'details':
                        f'Configuration file is valid\nhaproxy daemon for {lb_id} started'}, lb_id),
               f'body {j!r}')
-        return '202 ' + json.dumps(j)
+        return json.dumps(j)
+
+    def a_start():
+        return '202 ' + started(client.start_listener(amp, lb_id))
     step('A14 PUT /1.0/loadbalancer/<lb>/start', a_start)
 
     def a_traffic(want_up=True):
@@ -530,13 +533,7 @@ def main():
     step('A24b listener not serving after stop', a_traffic, False)
 
     def a_reload_stopped():
-        r = client.reload_listener(amp, lb_id)
-        check(r.status_code == 202, f'status {r.status_code}')
-        j = r.json()
-        check(like(j, {'message': 'OK', 'details':
-                       f'Configuration file is valid\nhaproxy daemon for {lb_id} started'}, lb_id),
-              f'body {j!r}')
-        return 'reload of a stopped lb starts it: ' + json.dumps(j)
+        return 'reload of a stopped lb starts it: ' + started(client.reload_listener(amp, lb_id))
     step('A25 PUT reload while stopped -> start', a_reload_stopped)
     step('A25b HTTP through the listener', a_traffic)
 
