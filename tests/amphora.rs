@@ -12,21 +12,17 @@ const LID: &str = "04bff5c3-5862-4a13-b9e3-9b440d0ed50a";
 
 const GOOD_CFG: &str = "# Config file for 04bff5c3\nglobal\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind 127.0.0.1:8443\n    default_backend be\nbackend be\n    server s1 127.0.0.1:9 check\n";
 
-fn upload_path(id: &str) -> String {
-    format!("/v0.1/listeners/{AMP}/{id}/haproxy")
+/// PUT a listener's config through the v0.1 upload route.
+fn upload(agent: &Agent, dir: &TempDir, id: &str, cfg: &[u8]) -> common::Resp {
+    let path = format!("/v0.1/listeners/{AMP}/{id}/haproxy");
+    call(agent, dir, "PUT", &path, Some(cfg))
 }
 
 #[test]
 fn upload_get_and_delete_a_listener_config() {
     let dir = TempDir::new("amp");
     let agent = Agent::start(&dir, "");
-    let r = call(
-        &agent,
-        &dir,
-        "PUT",
-        &upload_path(LID),
-        Some(GOOD_CFG.as_bytes()),
-    );
+    let r = upload(&agent, &dir, LID, GOOD_CFG.as_bytes());
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(
         r.json(),
@@ -47,7 +43,7 @@ fn upload_get_and_delete_a_listener_config() {
 
     // A bad upload: 400 with HAProxy's own words, and the live config is untouched.
     let bad = format!("{GOOD_CFG}BAD_LINE\n");
-    let r = call(&agent, &dir, "PUT", &upload_path(LID), Some(bad.as_bytes()));
+    let r = upload(&agent, &dir, LID, bad.as_bytes());
     assert_eq!(r.status, 400);
     let v = r.json();
     assert_eq!(v["message"], "Invalid request");
@@ -96,13 +92,7 @@ fn upload_get_and_delete_a_listener_config() {
 fn a_first_upload_that_fails_leaves_no_listener() {
     let dir = TempDir::new("amp");
     let agent = Agent::start(&dir, "");
-    let r = call(
-        &agent,
-        &dir,
-        "PUT",
-        &upload_path("new-one"),
-        Some(b"global\n    bogus_keyword\n"),
-    );
+    let r = upload(&agent, &dir, "new-one", b"global\n    bogus_keyword\n");
     assert_eq!(r.status, 400);
     assert!(!dir.path("state/listeners/new-one").exists());
     let r = call(&agent, &dir, "GET", "/v0.1/listeners/new-one/haproxy", None);
@@ -121,13 +111,7 @@ fn bad_ids_are_refused_before_any_file_access() {
         "a.b",
         "%2e%2e%2f%2e%2e%2fetc",
     ] {
-        let r = call(
-            &agent,
-            &dir,
-            "PUT",
-            &upload_path(id),
-            Some(GOOD_CFG.as_bytes()),
-        );
+        let r = upload(&agent, &dir, id, GOOD_CFG.as_bytes());
         assert_eq!(r.status, 400, "{id}: {}", r.body);
     }
     assert!(!dir.path("state/listeners").exists());
@@ -137,13 +121,7 @@ fn bad_ids_are_refused_before_any_file_access() {
 fn a_missing_haproxy_binary_is_503() {
     let dir = TempDir::new("amp");
     let agent = Agent::start(&dir, "haproxy: /nonexistent/haproxy\n");
-    let r = call(
-        &agent,
-        &dir,
-        "PUT",
-        &upload_path(LID),
-        Some(GOOD_CFG.as_bytes()),
-    );
+    let r = upload(&agent, &dir, LID, GOOD_CFG.as_bytes());
     assert_eq!(r.status, 503);
     assert!(r.details().contains("/nonexistent/haproxy"));
 }
@@ -241,17 +219,7 @@ fn listener_certificates() {
         assert_eq!(r.status, 404, "{m}");
         assert_eq!(r.json()["message"], "Listener Not Found");
     }
-    assert_eq!(
-        call(
-            &agent,
-            &dir,
-            "PUT",
-            &upload_path(LID),
-            Some(GOOD_CFG.as_bytes())
-        )
-        .status,
-        201
-    );
+    assert_eq!(upload(&agent, &dir, LID, GOOD_CFG.as_bytes()).status, 201);
 
     for kind in ["rsa-pkcs1", "rsa-pkcs8", "ec-sec1", "ec-pkcs8"] {
         let pem = pems.bundle(kind);

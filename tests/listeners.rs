@@ -56,6 +56,17 @@ fn upload(agent: &Agent, dir: &TempDir, cfg: &str) -> Resp {
     )
 }
 
+/// The listener's stored config, as GET returns it.
+fn live_config(agent: &Agent, dir: &TempDir) -> common::Resp {
+    call(
+        agent,
+        dir,
+        "GET",
+        &format!("/v0.1/listeners/{LID}/haproxy"),
+        None,
+    )
+}
+
 fn action(agent: &Agent, dir: &TempDir, what: &str) -> Resp {
     call(
         agent,
@@ -175,13 +186,7 @@ fn lifecycle_with_traffic_status_and_reloads() {
     assert_eq!(r.status, 400);
     assert!(r.details().contains("no-such-keyword"));
     assert_eq!(lb.get().as_deref(), Some("ok"));
-    let live = call(
-        &agent,
-        &dir,
-        "GET",
-        &format!("/v0.1/listeners/{LID}/haproxy"),
-        None,
-    );
+    let live = live_config(&agent, &dir);
     assert_eq!(live.body, lb.config("v21"));
 
     // A reload that HAProxy refuses at run time (its port is taken): old workers keep serving,
@@ -202,13 +207,7 @@ fn lifecycle_with_traffic_status_and_reloads() {
     assert_eq!(r.json()["message"], "Error reloading haproxy");
     assert!(r.details().contains("cannot bind"), "{}", r.body);
     assert_eq!(lb.get().as_deref(), Some("ok"));
-    let live = call(
-        &agent,
-        &dir,
-        "GET",
-        &format!("/v0.1/listeners/{LID}/haproxy"),
-        None,
-    );
+    let live = live_config(&agent, &dir);
     assert_eq!(live.body, good);
     assert_eq!(status(&agent, &dir)["status"], "ACTIVE");
 
