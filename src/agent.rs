@@ -88,7 +88,7 @@ fn run(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
         .map_err(|e| format!("internal socket: {e}"))?;
 
     let cfg = Arc::new(cfg);
-    let peers = Arc::new(front::PeerTable::default());
+    let peers = Arc::new(front::PeerTable::new().map_err(|e| format!("random tokens: {e}"))?);
     let app = Arc::new(server::App {
         ctx: api::Ctx {
             config: cfg.clone(),
@@ -122,6 +122,7 @@ fn run(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
         max_connections: cfg.max_connections,
         request_timeout: cfg.request_timeout,
         max_body: cfg.max_body,
+        internal_connections: cfg.workers,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut front = front::Front::new(public, tls, internal.socket.clone(), peers, limits)

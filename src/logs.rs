@@ -1,11 +1,14 @@
 //! The access log and the application log: files (or stderr), re-opened on SIGHUP so logrotate
 //! can move them away.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::timefmt::Utc;
 
@@ -118,5 +121,76 @@ pub fn access(line: &str) {
             .unwrap_or_else(|p| p.into_inner())
             .write(&line),
         None => eprint!("{line}"),
+    }
+}
+
+/// Peers whose failures are counted; past this, the rest share one count.
+const MAX_FAILING_PEERS: usize = 4096;
+
+/// Failures a client can cause at will (failed logins and handshakes, connections over the
+/// cap): logged at most once a second per peer address and kind, with how many there were.
+pub fn failure(ip: IpAddr, what: &str, detail: &str) {
+    type Seen = HashMap<(IpAddr, String), (Option<Instant>, u64)>;
+    static SEEN: OnceLock<Mutex<Seen>> = OnceLock::new();
+    let recent = |at: &Option<Instant>, now: Instant| {
+        at.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+    };
+    let now = Instant::now();
+    let count = {
+        let mut seen = SEEN
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= MAX_FAILING_PEERS {
+            seen.retain(|_, (at, _)| recent(at, now));
+        }
+        let peer = if seen.len() >= MAX_FAILING_PEERS {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            ip
+        };
+        let (logged_at, unlogged) = seen.entry((peer, what.to_string())).or_insert((None, 0));
+        *unlogged += 1;
+        if recent(logged_at, now) {
+            return;
+        }
+        *logged_at = Some(now);
+        std::mem::take(unlogged)
+    };
+    let times = if count > 1 {
+        format!(" ({count} times since the last such line)")
+    } else {
+        String::new()
+    };
+    warn(&format!("{ip}: {what}: {}{times}", escape(detail)));
+}
+
+/// Makes a client-supplied string safe inside a quoted log field: `\` and `"` escaped, control
+/// and non-ASCII bytes as `\xHH`, so no client can forge a line or send terminal escapes.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_leaves_nothing_that_could_end_a_field_or_a_line() {
+        assert_eq!(escape("CN=a\"b\\c"), "CN=a\\\"b\\\\c");
+        assert_eq!(
+            escape("x\r\ny\u{1b}[31m\0é"),
+            "x\\x0d\\x0ay\\x1b[31m\\x00\\xc3\\xa9"
+        );
+        assert_eq!(escape("plain text"), "plain text");
     }
 }

@@ -42,15 +42,21 @@ impl Router {
         Router { routes }
     }
 
+    /// The route for a method and path. `HEAD` is served by the `GET` route (RFC 9110 9.3.2;
+    /// tiny_http leaves the body out).
     pub fn find(&self, method: &str, path: &str) -> Match<'_> {
+        let wanted = if method == "HEAD" { "GET" } else { method };
         let mut allowed = Vec::new();
         for r in &self.routes {
             if let Some(params) = match_pattern(r.pattern, path) {
-                if r.method == method {
+                if r.method == wanted {
                     return Match::Found(r, params);
                 }
-                if !allowed.contains(&r.method) {
-                    allowed.push(r.method);
+                let also = (r.method == "GET").then_some("HEAD");
+                for m in std::iter::once(r.method).chain(also) {
+                    if !allowed.contains(&m) {
+                        allowed.push(m);
+                    }
                 }
             }
         }

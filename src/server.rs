@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::api::{Ctx, Reply, Request};
+use crate::api::{Ctx, Peer, Reply, Request};
 use crate::config::Api;
 use crate::error::ApiError;
 use crate::framing::CONN_HEADER;
-use crate::front::PeerTable;
-use crate::logs;
+use crate::front::{Caller, PeerTable, SERVER};
+use crate::logs::{self, escape};
 use crate::router::{Match, Router};
 use crate::timefmt::Utc;
 
@@ -92,6 +92,13 @@ impl Internal {
     }
 }
 
+fn server_header() -> tiny_http::Header {
+    // Both parts are constant ASCII, so this cannot fail; the fallback keeps it panic-free.
+    tiny_http::Header::from_bytes("Server", SERVER)
+        .or_else(|_| tiny_http::Header::from_bytes("Server", "lbagent"))
+        .unwrap_or_else(|_| unreachable!("constant ASCII header"))
+}
+
 fn header(rq: &tiny_http::Request, name: &'static str) -> Option<String> {
     rq.headers()
         .iter()
@@ -128,10 +135,18 @@ impl Drop for Internal {
     }
 }
 
-fn handle(app: &App, mut rq: tiny_http::Request) {
-    let started = Instant::now();
-    let peer = match header(&rq, CONN_HEADER).and_then(|t| app.peers.get(&t)) {
-        Some(p) => p,
+/// The client a request came from; None (and the request dealt with) for the front's own
+/// probe and for anything that did not come through the front.
+fn client_of(app: &App, rq: tiny_http::Request) -> Option<(Peer, tiny_http::Request)> {
+    match header(&rq, CONN_HEADER).and_then(|t| app.peers.get(&t)) {
+        Some(Caller::Client(p)) => Some((p, rq)),
+        Some(Caller::Probe) => {
+            let probe = tiny_http::Response::empty(204).with_header(server_header());
+            if let Err(e) = rq.respond(probe) {
+                logs::debug(&format!("probe not answered: {e}"));
+            }
+            None
+        }
         None => {
             // Not from the front (or from a connection that has ended): no service at all,
             // not even an error response.
@@ -139,8 +154,15 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
                 "request on the internal socket that did not come through the front; dropped",
             );
             drop(rq.into_writer());
-            return;
+            None
         }
+    }
+}
+
+fn handle(app: &App, rq: tiny_http::Request) {
+    let started = Instant::now();
+    let Some((peer, mut rq)) = client_of(app, rq) else {
+        return;
     };
     let url = rq.url().to_string();
     let (path, query) = match url.split_once('?') {
@@ -177,7 +199,11 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
         }
     };
     let (status, size) = (reply.status, reply.body.len());
-    let mut resp = tiny_http::Response::from_data(reply.body).with_status_code(status);
+    // A length on every answer (no chunking): the front frames answers by it.
+    let mut resp = tiny_http::Response::from_data(reply.body)
+        .with_status_code(status)
+        .with_chunked_threshold(usize::MAX)
+        .with_header(server_header());
     let ct = ("Content-Type", reply.content_type.to_string());
     for (name, value) in std::iter::once(ct).chain(reply.headers) {
         if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
@@ -204,7 +230,11 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
 /// not even which paths exist.
 fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result<Reply, ApiError> {
     let cfg = &app.ctx.config;
-    req.user = crate::auth::check(cfg.basic_auth.as_ref(), req.header("Authorization"))?;
+    req.user = crate::auth::check(cfg.basic_auth.as_ref(), req.header("Authorization"))
+        .inspect_err(|e| {
+            let why = e.details.as_deref().unwrap_or_default();
+            logs::failure(req.peer.addr.ip(), "login refused", why);
+        })?;
     let (route, params) = match app.router.find(&req.method, &req.path) {
         Match::Found(_, _) if changes_during_transition(app, req) => {
             return Err(ApiError::new(503, "Topology transition in progress"))
@@ -235,6 +265,7 @@ fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result
 /// topology itself wait; reads go on.
 fn changes_during_transition(app: &App, req: &Request) -> bool {
     req.method != "GET"
+        && req.method != "HEAD"
         && app.ctx.topology.in_transition()
         && (req.path.starts_with("/v0.1/") || req.path.starts_with("/instances"))
 }
@@ -267,7 +298,8 @@ fn access_line(
     agent: Option<&str>,
     took: Duration,
 ) -> String {
-    let q = |s: Option<&str>| s.map_or("-".to_string(), |s| s.replace('"', "\\\""));
+    // Every client-supplied string is escaped the same way: none can end a field or a line.
+    let q = |s: Option<&str>| s.map_or("-".to_string(), escape);
     let target = match &req.query {
         Some(q) => format!("{}?{q}", req.path),
         None => req.path.clone(),
@@ -281,16 +313,16 @@ fn access_line(
     format!(
         "{} - {} [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" {:.3} \"{}\"",
         req.peer.addr.ip(),
-        req.user.as_deref().unwrap_or("-"),
+        q(req.user.as_deref()),
         Utc::now().clf(),
-        req.method,
-        target.replace('"', "%22"),
+        escape(&req.method),
+        escape(&target),
         version,
         status,
         size,
         q(referer),
         q(agent),
         took.as_secs_f64(),
-        client.replace('"', "\\\""),
+        escape(&client),
     )
 }

@@ -658,7 +658,7 @@ fn after_each_hostile_case_the_agent_answers_and_threads_and_rss_come_back() {
             "huge headers",
             Box::new(|| {
                 let head = format!(
-                    "GET /v1/devices HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+                    "GET /v1/devices HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
                     "a".repeat(200_000)
                 );
                 let r = tls_exchange(port, &ca, head.as_bytes());
@@ -671,7 +671,7 @@ fn after_each_hostile_case_the_agent_answers_and_threads_and_rss_come_back() {
                 let r = tls_exchange(
                     port,
                     &ca,
-                    b"POST /v1/devices HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n",
+                    b"POST /v1/devices HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n",
                 );
                 assert!(r.starts_with("HTTP/1.1 413"), "{r}");
             }),
@@ -680,8 +680,10 @@ fn after_each_hostile_case_the_agent_answers_and_threads_and_rss_come_back() {
             "huge chunked body",
             Box::new(|| {
                 let mut s = common::tls_connect(port, &ca).unwrap();
-                s.write_all(b"POST /v1/devices HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
-                    .unwrap();
+                s.write_all(
+                    b"POST /v1/devices HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                )
+                .unwrap();
                 let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
                 while s.write_all(chunk.as_bytes()).is_ok() && !common::is_closed(&mut s.sock) {}
             }),
@@ -693,7 +695,7 @@ fn after_each_hostile_case_the_agent_answers_and_threads_and_rss_come_back() {
                     .map(|_| common::tls_connect(port, &ca).unwrap())
                     .collect();
                 for c in &mut conns {
-                    c.write_all(b"POST /v1/devices HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    c.write_all(b"POST /v1/devices HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
                         .unwrap();
                 }
                 trickle_until_cut(
@@ -711,8 +713,8 @@ fn after_each_hostile_case_the_agent_answers_and_threads_and_rss_come_back() {
                 for req in [
                     &b"GET /v1/devices/\xff\xfe HTTP/1.1\r\n\r\n"[..],
                     b"GET /v1/devices/a\0b HTTP/1.1\r\n\r\n",
-                    b"GET /v1/devices HTTP/1.1\r\nX-A: a\0b\r\n\r\n",
-                    b"GET /v1/devices HTTP/1.1\r\nX-A: \xff\xfe\r\n\r\n",
+                    b"GET /v1/devices HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n",
+                    b"GET /v1/devices HTTP/1.1\r\nHost: x\r\nX-A: \xff\xfe\r\n\r\n",
                 ] {
                     let r = tls_exchange(port, &ca, req);
                     assert!(
@@ -728,7 +730,9 @@ fn after_each_hostile_case_the_agent_answers_and_threads_and_rss_come_back() {
             Box::new(|| {
                 let mut s = common::tls_connect(port, &ca).unwrap();
                 let mut reqs = get.repeat(49);
-                reqs.extend_from_slice(b"GET /v1/devices HTTP/1.1\r\nConnection: close\r\n\r\n");
+                reqs.extend_from_slice(
+                    b"GET /v1/devices HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                );
                 s.write_all(&reqs).unwrap();
                 let mut out = Vec::new();
                 let _ = s.read_to_end(&mut out);

@@ -42,7 +42,7 @@ fn unknown_paths_and_methods() {
     assert_eq!(r.json()["code"], 404);
     let r = curl(&["-X", "DELETE", &agent.url("http", "/loadBalancer/status")]).unwrap();
     assert_eq!(r.status, 405);
-    assert_eq!(r.header("Allow"), Some("GET"));
+    assert_eq!(r.header("Allow"), Some("GET, HEAD"));
     assert_eq!(r.json()["message"], "Method Not Allowed");
     let r = curl(&[&agent.url("http", "/loadBalancer/poolManager/fe/disable/1")]).unwrap();
     assert_eq!(r.status, 405);

@@ -8,7 +8,6 @@ pub mod hapi;
 pub mod host;
 pub mod legacy;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -16,13 +15,7 @@ use serde_json::Value;
 use crate::config::{Api, Config};
 use crate::router::Route;
 
-/// Who is on the other end, as the network front saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    /// Subject of the verified client certificate, when mTLS is on.
-    pub cert_subject: Option<String>,
-}
+pub use crate::front::Peer;
 
 /// A request as handlers see it: no tiny_http types.
 #[derive(Debug, Clone)]
