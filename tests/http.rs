@@ -130,14 +130,14 @@ fn over_the_cap_slow_plain_clients_read_the_503_not_a_reset() {
         .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    // 24 more, each sending its request slowly before it reads.
+    // 24 more, each sending its request over 3 s before it reads.
     let clients: Vec<_> = (0..24)
         .map(|_| {
             std::thread::spawn(move || {
                 let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
                 for piece in ["GET /v1/devices ", "HTTP/1.1\r\n", "Host: x\r\n", "\r\n"] {
-                    std::thread::sleep(Duration::from_millis(300));
+                    std::thread::sleep(Duration::from_millis(800));
                     if s.write_all(piece.as_bytes()).is_err() {
                         break;
                     }

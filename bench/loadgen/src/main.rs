@@ -5,6 +5,7 @@
 //!                   [--basic user:pass] [--conns N] [--requests N] [--duration S] [--new-conn]
 //!                   [--expect TEXT]
 //! Unix:     loadgen --unix /path/haproxy.stat --send 'show info\n' [same bounds]
+//! Floor:    loadgen floor-server --cert F --key F [--client-ca F] [--port N]
 //!
 //! Every target is measured with this same client, so differences are the servers'.
 //! Output: requests (sent), completed (answered, any status), errors (IO errors, non-2xx, answers
@@ -13,7 +14,7 @@
 //! are reported on stderr.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,10 +25,15 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{
+    ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
+};
 
-const USAGE: &str = "usage: loadgen (--url URL | --unix PATH --send TEXT) [--cacert F] [--cert F --key F]
-       [--basic USER:PASS] [--conns N] [--requests N] [--duration SECS] [--new-conn] [--expect TEXT]";
+const USAGE: &str =
+    "usage: loadgen (--url URL | --unix PATH --send TEXT) [--cacert F] [--cert F --key F]
+       [--basic USER:PASS] [--conns N] [--requests N] [--duration SECS] [--new-conn] [--expect TEXT]
+       loadgen floor-server --cert F --key F [--client-ca F] [--port N]";
 /// No single request may hang a run.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests slower than this are reported on stderr.
@@ -166,30 +172,35 @@ fn target(a: &Args) -> Result<Target, String> {
     })
 }
 
-fn tls_config(a: &Args) -> Result<Arc<ClientConfig>, String> {
+fn pem_certs(f: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_file_iter(f)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", f.display()))
+}
+
+fn pem_key(f: &PathBuf) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(f).map_err(|e| format!("{}: {e}", f.display()))
+}
+
+fn pem_roots(f: &PathBuf) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    let ca = a.cacert.as_ref().ok_or("https needs --cacert")?;
-    for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
-        roots
-            .add(c.map_err(|e| format!("{}: {e}", ca.display()))?)
-            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    for c in pem_certs(f)? {
+        roots.add(c).map_err(|e| format!("{}: {e}", f.display()))?;
     }
+    Ok(roots)
+}
+
+fn tls_config(a: &Args) -> Result<Arc<ClientConfig>, String> {
+    let roots = pem_roots(a.cacert.as_ref().ok_or("https needs --cacert")?)?;
     let builder =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots);
     let mut cfg = match (&a.cert, &a.key) {
-        (Some(c), Some(k)) => {
-            let chain = CertificateDer::pem_file_iter(c)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("{}: {e}", c.display()))?;
-            let key =
-                PrivateKeyDer::from_pem_file(k).map_err(|e| format!("{}: {e}", k.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("client certificate: {e}"))?
-        }
+        (Some(c), Some(k)) => builder
+            .with_client_auth_cert(pem_certs(c)?, pem_key(k)?)
+            .map_err(|e| format!("client certificate: {e}"))?,
         (None, None) => builder.with_no_client_auth(),
         _ => return Err("--cert and --key go together".into()),
     };
@@ -571,7 +582,98 @@ fn json_str(s: &str) -> String {
     o + "\""
 }
 
+/// The handshake floor: a bare rustls server set up as lbagent's front is (ring, safe default
+/// versions, default session settings, client certificates required when a CA is given) that
+/// answers every request with a fixed 200 and keeps the connection unless asked to close. A
+/// new-connection run against it costs TCP + the TLS handshake + a trivial answer, nothing more.
+/// Prints its port on stdout, then serves (a thread per connection) until killed.
+fn floor_server(argv: &[String]) -> Result<(), String> {
+    let (mut cert, mut key, mut ca, mut port) = (None, None, None, 0u16);
+    let mut it = argv.iter();
+    while let Some(flag) = it.next() {
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--cert" => cert = Some(PathBuf::from(v)),
+            "--key" => key = Some(PathBuf::from(v)),
+            "--client-ca" => ca = Some(PathBuf::from(v)),
+            "--port" => {
+                port = v
+                    .parse()
+                    .map_err(|_| format!("--port: not a number: {v}"))?
+            }
+            _ => return Err(format!("unknown argument {flag}")),
+        }
+    }
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return Err("floor-server needs --cert and --key".into());
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match ca {
+        Some(ca) => builder.with_client_cert_verifier(
+            WebPkiClientVerifier::builder_with_provider(Arc::new(pem_roots(&ca)?), provider)
+                .build()
+                .map_err(|e| format!("{}: {e}", ca.display()))?,
+        ),
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder
+        .with_single_cert(pem_certs(&cert)?, pem_key(&key)?)
+        .map_err(|e| format!("server certificate: {e}"))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let cfg = Arc::new(cfg);
+    let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    println!("{port}");
+    io::stdout().flush().map_err(|e| e.to_string())?;
+    for s in listener.incoming().flatten() {
+        let cfg = cfg.clone();
+        thread::spawn(move || floor_conn(cfg, s));
+    }
+    Ok(())
+}
+
+fn floor_conn(cfg: Arc<ServerConfig>, s: TcpStream) -> io::Result<()> {
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut t = StreamOwned::new(ServerConnection::new(cfg).map_err(io::Error::other)?, s);
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 16384]);
+    loop {
+        // Every complete request head gets the fixed answer (the bench's requests have no body).
+        while let Some(i) = find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+            buf.drain(..i + 4);
+            let close = head
+                .split("\r\n")
+                .any(|h| h.starts_with("connection:") && h.contains("close"));
+            if !close {
+                t.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")?;
+                continue;
+            }
+            t.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")?;
+            t.conn.send_close_notify();
+            return t.flush();
+        }
+        let n = t.read(&mut chunk)?;
+        if n == 0 || buf.len() + n > MAX_RESPONSE {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "floor-server") {
+        if let Err(e) = floor_server(&argv[1..]) {
+            eprintln!("loadgen floor-server: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        return ExitCode::SUCCESS;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
