@@ -196,15 +196,11 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         )
     }
 
-    /// `haproxy -c` on `cfg` plus the agent's section: Ok(output) or Invalid(output).
-    fn check(&self, cfg: &Path, agent_cfg: &Path) -> Result<String, ListenerError> {
-        let args = [
-            "-c".as_ref(),
-            "-f".as_ref(),
-            cfg.as_os_str(),
-            "-f".as_ref(),
-            agent_cfg.as_os_str(),
-        ];
+    /// `haproxy -c` on `cfg`: Ok(output) or Invalid(output). Without the agent's section, whose
+    /// admin socket HAProxy counts as a listener: a config that would serve nothing (exit 2,
+    /// "no listener") is refused in HAProxy's words.
+    fn check(&self, cfg: &Path) -> Result<String, ListenerError> {
+        let args = ["-c".as_ref(), "-f".as_ref(), cfg.as_os_str()];
         // In the run directory, where HAProxy runs: relative paths mean the same to both.
         let run = cfg.parent().map(|dir| dir.join("run"));
         let out = process::run(
@@ -249,7 +245,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         self.write_agent_cfg(id)?;
         let candidate = dir.join("haproxy.cfg.new");
         store::write_atomic(&candidate, config, 0o640)?;
-        let checked = self.check(&candidate, &p.agent_cfg);
+        let checked = self.check(&candidate);
         if checked.is_err() {
             let _ = fs::remove_file(&candidate);
         }
@@ -268,7 +264,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         if lock(&self.checked).get(id) == Some(&sum) {
             return Ok(VALID.to_string());
         }
-        let out = self.check(&p.cfg, &p.agent_cfg)?;
+        let out = self.check(&p.cfg)?;
         lock(&self.checked).insert(id.clone(), sum);
         Ok(out)
     }

@@ -115,7 +115,10 @@ fn every_problem_is_reported() {
 #[test]
 fn no_config_at_the_default_path_refuses_to_start() {
     if std::path::Path::new("/etc/lbagent/lbagent.yaml").exists() {
-        eprintln!("SKIP: /etc/lbagent/lbagent.yaml exists on this machine");
+        common::skip(
+            "no_config_at_the_default_path_refuses_to_start",
+            "/etc/lbagent/lbagent.yaml exists on this machine",
+        );
         return;
     }
     let out = Command::new(BIN).output().unwrap();

@@ -7,6 +7,8 @@ mod common;
 use common::{call, curl, raw, Agent, TempDir, BIN};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// (method, pattern) of every route, from the binary itself.
@@ -148,7 +150,7 @@ fn slow_silent_and_deaf_clients_are_cut_off_and_threads_come_back() {
     let dir = TempDir::new("host");
     let agent = Agent::start(&dir, "request_timeout: 15\n");
     // A large config, so that a client that never reads its answers fills its socket.
-    let mut cfg = String::from("global\n    maxconn 10\n");
+    let mut cfg = String::from("global\n    maxconn 10\nfrontend f\n    bind unix@fe.sock\n");
     while cfg.len() < 3 << 20 {
         cfg.push_str("# padding padding padding padding padding padding padding padding\n");
     }
@@ -244,7 +246,7 @@ fn secrets_never_reach_responses_or_logs() {
         curl(&args).unwrap()
     };
     let mut bodies = Vec::new();
-    let cfg = "global\n    maxconn 10\n";
+    let cfg = "global\n    maxconn 10\nfrontend f\n    bind unix@fe.sock\n";
     bodies.push(run("PUT", "/v0.1/listeners/amp/l1/haproxy", cfg).body);
     for (name, pem) in [
         ("good.pem", format!("{key}{cert}")),
@@ -329,7 +331,12 @@ fn kill_9_at_random_points_leaves_every_file_old_or_new() {
         })
         .collect();
     let configs: Vec<String> = (0..4)
-        .map(|i| format!("# version {i}\nglobal\n    maxconn {}\n", 10 + i))
+        .map(|i| {
+            format!(
+                "# version {i}\nglobal\n    maxconn {}\nfrontend f\n    bind unix@fe.sock\n",
+                10 + i
+            )
+        })
         .collect();
     let mut kills = 0;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -337,6 +344,10 @@ fn kill_9_at_random_points_leaves_every_file_old_or_new() {
         let mut agent = Agent::start(&dir, "");
         let port = agent.port;
         let (cfgs, pems2) = (configs.clone(), pems.clone());
+        // How many writes this agent has answered: the kill window opens only once it has
+        // answered one of each kind, however slow the machine.
+        let answered = Arc::new(AtomicUsize::new(0));
+        let counter = answered.clone();
         let writer = std::thread::spawn(move || {
             let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
             for i in 0.. {
@@ -379,13 +390,17 @@ fn kill_9_at_random_points_leaves_every_file_old_or_new() {
                 {
                     return;
                 }
+                counter.fetch_add(1, Ordering::SeqCst);
             }
+        });
+        common::wait_for("the agent's first writes", Duration::from_secs(60), || {
+            answered.load(Ordering::SeqCst) >= 4
         });
         // A pseudo-random moment in the next 0-150 ms.
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(20 + seed % 150));
+        std::thread::sleep(Duration::from_millis(seed % 150));
         agent.child.kill().unwrap();
         agent.child.wait().unwrap();
         writer.join().unwrap();
@@ -510,8 +525,10 @@ fn snapshot(roots: &[std::path::PathBuf]) -> Vec<(std::path::PathBuf, Vec<u8>)> 
 
 #[test]
 fn a_full_disk_gives_a_clean_500_and_leaves_every_file_whole() {
-    if !common::is_root() {
-        eprintln!("SKIP: mounting a small tmpfs needs root");
+    if common::lacks_root(
+        "a_full_disk_gives_a_clean_500_and_leaves_every_file_whole",
+        "to mount a small tmpfs",
+    ) {
         return;
     }
     let pki = common::Pki::new();
@@ -528,7 +545,12 @@ fn a_full_disk_gives_a_clean_500_and_leaves_every_file_whole() {
     let agent = Agent::start(&dir, "");
     let put = |path: &str, body: &str| call(&agent, &dir, "PUT", path, Some(body.as_bytes()));
     let post = |path: &str, body: &str| call(&agent, &dir, "POST", path, Some(body.as_bytes()));
-    let config = |v: &str| format!("# {v}\nglobal\n    maxconn 10\n# {}\n", "x".repeat(8000));
+    let config = |v: &str| {
+        format!(
+            "# {v}\nglobal\n    maxconn 10\nfrontend f\n    bind unix@fe.sock\n# {}\n",
+            "x".repeat(8000)
+        )
+    };
     const CFG: &str = "/v0.1/listeners/amp/l1/haproxy";
     const CERT: &str = "/v0.1/listeners/l1/certificates/c.pem";
     let device = |n: u8| format!(r#"{{"name":"d{n}","address":"192.0.2.{n}"}}"#);

@@ -186,6 +186,13 @@ fn lifecycle_with_traffic_status_and_reloads() {
     assert_eq!(r.status, 400);
     assert!(r.details().contains("no-such-keyword"));
     assert_eq!(lb.get().as_deref(), Some("ok"));
+    // A config HAProxy finds valid but that would serve nothing: 400 in HAProxy's words, not
+    // a listener that reports ACTIVE while serving nothing.
+    for empty in ["", "global\n    maxconn 10\n"] {
+        let r = upload(&agent, &dir, empty);
+        assert_eq!(r.status, 400, "{empty:?}");
+        assert!(r.details().contains("no listener"), "{}", r.details());
+    }
     let live = live_config(&agent, &dir);
     assert_eq!(live.body, lb.config("v21"));
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{call, is_root, run, Agent, Netns, TempDir};
+use common::{call, lacks_root, run, Agent, Netns, TempDir};
 use std::process::Command;
 
 const VIP_MAC: &str = "02:00:5e:00:00:01";
@@ -28,8 +28,10 @@ fn vip_body(subnet: &str, gateway: &str, mac: &str) -> Vec<u8> {
 
 #[test]
 fn plug_a_vip_and_a_network_then_survive_a_restart() {
-    if !is_root() {
-        eprintln!("SKIP: plug_a_vip_and_a_network_then_survive_a_restart needs root for network namespaces");
+    if lacks_root(
+        "plug_a_vip_and_a_network_then_survive_a_restart",
+        "for network namespaces",
+    ) {
         return;
     }
     let (amp, peer) = (Netns::new("amp"), Netns::new("peer"));
@@ -223,8 +225,10 @@ fn plug_a_vip_and_a_network_then_survive_a_restart() {
 
 #[test]
 fn kill_9_during_plugs_leaves_the_plug_record_old_or_new() {
-    if !is_root() {
-        eprintln!("SKIP: kill_9_during_plugs_leaves_the_plug_record_old_or_new needs root for network namespaces");
+    if lacks_root(
+        "kill_9_during_plugs_leaves_the_plug_record_old_or_new",
+        "for network namespaces",
+    ) {
         return;
     }
     const KILLS: usize = 25;

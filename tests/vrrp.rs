@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{call, is_root, Agent, Netns, TempDir};
+use common::{call, lacks_root, Agent, Netns, TempDir};
 use std::time::Duration;
 
 fn config(vip: &str, interface: &str) -> String {
@@ -33,8 +33,10 @@ fn has_address(ns: &Netns, addr: &str) -> bool {
 
 #[test]
 fn keepalived_upload_start_reload_stop() {
-    if !is_root() {
-        eprintln!("SKIP: keepalived_upload_start_reload_stop needs root for network namespaces");
+    if lacks_root(
+        "keepalived_upload_start_reload_stop",
+        "for network namespaces",
+    ) {
         return;
     }
     let ns = vrrp_netns("vrrp");
@@ -131,10 +133,10 @@ fn keepalived_upload_start_reload_stop() {
 
 #[test]
 fn a_topology_change_runs_in_the_background_and_holds_changes_off() {
-    if !is_root() {
-        eprintln!(
-            "SKIP: a_topology_change_runs_in_the_background_and_holds_changes_off needs root"
-        );
+    if lacks_root(
+        "a_topology_change_runs_in_the_background_and_holds_changes_off",
+        "for network namespaces",
+    ) {
         return;
     }
     let ns = vrrp_netns("topo");
@@ -150,7 +152,7 @@ fn a_topology_change_runs_in_the_background_and_holds_changes_off() {
     let r = call(&agent, &dir, "POST", "/v0.1/topology", Some(body));
     assert_eq!(r.status, 202, "{}", r.body);
     // Changes wait while keepalived comes up and takes the VIP; reads go on.
-    let upload = b"global\n    maxconn 10\n".to_vec();
+    let upload = b"global\n    maxconn 10\nfrontend f\n    bind unix@fe.sock\n".to_vec();
     let r = call(
         &agent,
         &dir,

@@ -587,6 +587,25 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A test whose prerequisite is missing: by hand it prints SKIP and stops; under CI
+/// (`CI=true`) it fails with the reason, since a skipped test is not a passed one.
+pub fn skip(test: &str, reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: {reason} (CI=true: every prerequisite must be present)"
+    );
+    eprintln!("SKIP: {test}: {reason}");
+}
+
+/// True (after `skip`) when the test cannot run for want of root.
+pub fn lacks_root(test: &str, why: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    skip(test, &format!("needs root {why}"));
+    true
+}
+
 /// A network namespace made for one test, with its loopback up; deleted on drop.
 pub struct Netns {
     pub name: String,
