@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::config::{self, Config, Problem};
 use crate::{
-    api, devices, front, haproxy, keepalived, listeners, logs, netplug, router, server, signals,
-    store, system, tls, topology,
+    api, devices, front, haproxy, keepalived, listeners, logs, netplug, server, signals, store,
+    system, tls, topology,
 };
 
 /// How long a stopping agent waits for in-flight requests, beyond the request timeout.
@@ -101,7 +101,7 @@ fn run(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
             topology,
             plugs,
         },
-        router: router::Router::new(api::routes(&cfg.apis)),
+        router: crate::http::Router::new(api::routes(&cfg.apis)),
         peers: peers.clone(),
     });
     // Before any request: an API call must not race the adoption of a running HAProxy.

@@ -12,18 +12,18 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::api::{Ctx, Peer, Reply, Request};
+use crate::api::{Ctx, Handler};
 use crate::config::Api;
 use crate::error::ApiError;
 use crate::framing::CONN_HEADER;
 use crate::front::{Caller, PeerTable, SERVER};
+use crate::http::{Match, Method, Peer, Reply, Request, Router};
 use crate::logs::{self, escape};
-use crate::router::{Match, Router};
 use crate::timefmt::Utc;
 
 pub struct App {
     pub ctx: Ctx,
-    pub router: Router,
+    pub router: Router<Handler>,
     pub peers: Arc<PeerTable>,
 }
 
@@ -170,7 +170,7 @@ fn handle(app: &App, rq: tiny_http::Request) {
         None => (url.clone(), None),
     };
     let mut req = Request {
-        method: rq.method().as_str().to_string(),
+        method: Method::parse(rq.method().as_str()),
         path,
         query,
         headers: rq
@@ -236,9 +236,6 @@ fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result
             logs::failure(req.peer.addr.ip(), "login refused", why);
         })?;
     let (route, params) = match app.router.find(&req.method, &req.path) {
-        Match::Found(_, _) if changes_during_transition(app, req) => {
-            return Err(ApiError::new(503, "Topology transition in progress"))
-        }
         Match::Found(r, p) => (r, p),
         // The legacy API's own rule: any unknown method or URL on its paths is 403.
         Match::WrongMethod(_) | Match::NotFound
@@ -253,21 +250,17 @@ fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result
         }
         Match::NotFound => return Err(ApiError::not_found(format!("No such path: {}", req.path))),
     };
-    req.body = read_body(rq, cfg.max_body)?;
-    // Again: the body may have taken long enough for a transition to begin.
-    if changes_during_transition(app, req) {
+    // While the topology changes, the routes that change what it changes wait; reads go on.
+    // Checked again after the body, which may take long enough for a transition to begin.
+    let held = || route.held && app.ctx.topology.in_transition();
+    if held() {
         return Err(ApiError::new(503, "Topology transition in progress"));
     }
-    (route.handler)(&app.ctx, req, &params)
-}
-
-/// While the topology changes, calls that change listeners, certificates, VRRP or the
-/// topology itself wait; reads go on.
-fn changes_during_transition(app: &App, req: &Request) -> bool {
-    req.method != "GET"
-        && req.method != "HEAD"
-        && app.ctx.topology.in_transition()
-        && (req.path.starts_with("/v0.1/") || req.path.starts_with("/instances"))
+    req.body = read_body(rq, cfg.max_body)?;
+    if held() {
+        return Err(ApiError::new(503, "Topology transition in progress"));
+    }
+    (route.target)(&app.ctx, req, &params)
 }
 
 fn read_body(rq: &mut tiny_http::Request, max: u64) -> Result<Vec<u8>, ApiError> {
@@ -315,7 +308,7 @@ fn access_line(
         req.peer.addr.ip(),
         q(req.user.as_deref()),
         Utc::now().clf(),
-        escape(&req.method),
+        escape(req.method.as_str()),
         escape(&target),
         version,
         status,

@@ -162,6 +162,19 @@ fn a_topology_change_runs_in_the_background_and_holds_changes_off() {
     );
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.json()["message"], "Topology transition in progress");
+    // Every family's writes to what a transition changes wait too: API 1.0's and the legacy
+    // API's, not only v0.1's.
+    for (method, path) in [
+        ("PUT", "/1.0/loadbalancer/amp/l1/haproxy"),
+        ("PUT", "/1.0/loadbalancer/l1/start"),
+        ("PUT", "/1.0/vrrp/upload"),
+        ("PUT", "/instances/l1/haproxy"),
+        ("DELETE", "/instances/l1"),
+    ] {
+        let r = call(&agent, &dir, method, path, Some(&upload));
+        assert_eq!(r.status, 503, "{method} {path}: {}", r.body);
+    }
+    assert_eq!(call(&agent, &dir, "GET", "/1.0/info", None).status, 200);
     assert_eq!(
         call(&agent, &dir, "POST", "/v0.1/topology", Some(body)).status,
         503

@@ -3,61 +3,49 @@
 
 use serde_json::json;
 
-use crate::api::{Ctx, Reply, Request};
+use crate::api::{held, ApiRoute, Ctx, Reply, Request};
 use crate::certs::{self, CertError};
 use crate::error::ApiError;
+use crate::http::{Method, Params};
 use crate::listeners::{Action, ListenerError};
 use crate::names::{CertName, ListenerId};
-use crate::router::{Params, Route};
 
-pub fn routes() -> Vec<Route> {
+pub fn routes() -> Vec<ApiRoute> {
     vec![
         // Before the upload route: both have five segments.
-        Route {
-            method: "PUT",
-            pattern: "/v0.1/listeners/{listener}/certificates/{filename}",
-            handler: put_certificate,
-        },
-        Route {
-            method: "GET",
-            pattern: "/v0.1/listeners/{listener}/certificates/{filename}",
-            handler: get_certificate,
-        },
-        Route {
-            method: "DELETE",
-            pattern: "/v0.1/listeners/{listener}/certificates/{filename}",
-            handler: delete_certificate,
-        },
-        Route {
-            method: "PUT",
-            pattern: "/v0.1/listeners/{amphora_id}/{listener}/haproxy",
-            handler: upload_config,
-        },
-        Route {
-            method: "GET",
-            pattern: "/v0.1/listeners/{listener}/haproxy",
-            handler: get_config,
-        },
-        Route {
-            method: "PUT",
-            pattern: "/v0.1/listeners/{listener}/{action}",
-            handler: act,
-        },
-        Route {
-            method: "GET",
-            pattern: "/v0.1/listeners",
-            handler: list_listeners,
-        },
-        Route {
-            method: "GET",
-            pattern: "/v0.1/listeners/{listener}",
-            handler: get_listener,
-        },
-        Route {
-            method: "DELETE",
-            pattern: "/v0.1/listeners/{listener}",
-            handler: delete_listener,
-        },
+        held(
+            Method::Put,
+            "/v0.1/listeners/{listener}/certificates/{filename}",
+            put_certificate,
+        ),
+        held(
+            Method::Get,
+            "/v0.1/listeners/{listener}/certificates/{filename}",
+            get_certificate,
+        ),
+        held(
+            Method::Delete,
+            "/v0.1/listeners/{listener}/certificates/{filename}",
+            delete_certificate,
+        ),
+        held(
+            Method::Put,
+            "/v0.1/listeners/{amphora_id}/{listener}/haproxy",
+            upload_config,
+        ),
+        held(
+            Method::Get,
+            "/v0.1/listeners/{listener}/haproxy",
+            get_config,
+        ),
+        held(Method::Put, "/v0.1/listeners/{listener}/{action}", act),
+        held(Method::Get, "/v0.1/listeners", list_listeners),
+        held(Method::Get, "/v0.1/listeners/{listener}", get_listener),
+        held(
+            Method::Delete,
+            "/v0.1/listeners/{listener}",
+            delete_listener,
+        ),
     ]
 }
 
@@ -81,7 +69,7 @@ fn internal(e: std::io::Error) -> ApiError {
 /// An id that is not valid names no listener: 404, except for an upload, which would create
 /// one (400).
 fn listener(ctx: &Ctx, p: &Params, may_be_new: bool) -> Result<ListenerId, ApiError> {
-    let raw = p.get("listener");
+    let raw = p.get("listener")?;
     let id = ListenerId::parse(raw).map_err(|_| {
         if may_be_new {
             invalid(format!("Invalid listener id: {raw}"))
@@ -96,7 +84,7 @@ fn listener(ctx: &Ctx, p: &Params, may_be_new: bool) -> Result<ListenerId, ApiEr
 }
 
 fn cert_name(p: &Params) -> Result<CertName, ApiError> {
-    let raw = p.get("filename");
+    let raw = p.get("filename")?;
     CertName::parse(raw).map_err(|_| {
         invalid(format!(
             "Invalid certificate file name: {raw:?} (letters, digits, '_', '.', '-', ending in .pem)"
@@ -133,7 +121,7 @@ impl From<CertError> for ApiError {
 
 /// `PUT /v0.1/listeners/<id>/<start|stop|reload>`; the action word is checked first.
 fn act(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let action = action_word(p.get("action"))?;
+    let action = action_word(p.get("action")?)?;
     let id = listener(ctx, p, false)?;
     act_on(ctx, &id, action, listener_not_found)
 }

@@ -6,60 +6,59 @@
 
 use serde_json::{json, Value};
 
-use crate::api::{amphora, host, Ctx, Reply, Request};
+use crate::api::{amphora, held, host, ApiRoute, Ctx, Reply, Request};
 use crate::certs::{self, CertError};
 use crate::error::ApiError;
+use crate::http::{Method, Params};
 use crate::listeners::{ListenerError, Status};
 use crate::names::{CertName, ListenerId};
 use crate::pools;
-use crate::router::{Params, Route};
 use crate::store;
 
 const API_VERSION: &str = "1.0";
 
-pub fn routes() -> Vec<Route> {
-    let r = |method, pattern, handler| Route {
-        method,
-        pattern,
-        handler,
-    };
+pub fn routes() -> Vec<ApiRoute> {
     vec![
-        r("GET", "/", version),
-        r("GET", "//", version),
-        r("GET", "/1.0/info", info),
-        r("GET", "/1.0/details", details),
-        r("GET", "/1.0/listeners", list_listeners),
-        r("DELETE", "/1.0/listeners/{lb}", delete_lb),
+        held(Method::Get, "/", version),
+        held(Method::Get, "//", version),
+        held(Method::Get, "/1.0/info", info),
+        held(Method::Get, "/1.0/details", details),
+        held(Method::Get, "/1.0/listeners", list_listeners),
+        held(Method::Delete, "/1.0/listeners/{lb}", delete_lb),
         // Before the upload route: both have five segments.
-        r(
-            "PUT",
+        held(
+            Method::Put,
             "/1.0/loadbalancer/{lb}/certificates/{filename}",
             put_cert,
         ),
-        r(
-            "GET",
+        held(
+            Method::Get,
             "/1.0/loadbalancer/{lb}/certificates/{filename}",
             get_cert,
         ),
-        r(
-            "DELETE",
+        held(
+            Method::Delete,
             "/1.0/loadbalancer/{lb}/certificates/{filename}",
             delete_cert,
         ),
-        r(
-            "PUT",
+        held(
+            Method::Put,
             "/1.0/loadbalancer/{amphora_id}/{lb}/haproxy",
             upload_config,
         ),
-        r("GET", "/1.0/loadbalancer/{lb}/haproxy", get_config),
-        r("PUT", "/1.0/loadbalancer/{lb}/{action}", act),
-        r("POST", "/1.0/plug/vip/{ip}", host::plug_vip),
-        r("POST", "/1.0/plug/network", host::plug_network),
-        r("PUT", "/1.0/certificate", host::put_server_certificate),
-        r("PUT", "/1.0/vrrp/upload", host::vrrp_upload),
-        r("PUT", "/1.0/vrrp/{action}", host::vrrp_action),
-        r("GET", "/1.0/interface/{ip}", host::interface),
-        r("PUT", "/1.0/config", put_agent_config),
+        held(Method::Get, "/1.0/loadbalancer/{lb}/haproxy", get_config),
+        held(Method::Put, "/1.0/loadbalancer/{lb}/{action}", act),
+        held(Method::Post, "/1.0/plug/vip/{ip}", host::plug_vip),
+        held(Method::Post, "/1.0/plug/network", host::plug_network),
+        held(
+            Method::Put,
+            "/1.0/certificate",
+            host::put_server_certificate,
+        ),
+        held(Method::Put, "/1.0/vrrp/upload", host::vrrp_upload),
+        held(Method::Put, "/1.0/vrrp/{action}", host::vrrp_action),
+        held(Method::Get, "/1.0/interface/{ip}", host::interface),
+        held(Method::Put, "/1.0/config", put_agent_config),
     ]
 }
 
@@ -78,7 +77,7 @@ fn internal(e: std::io::Error) -> ApiError {
 
 /// The load balancer id from the path, which must name a load balancer with a config.
 fn existing_lb(ctx: &Ctx, p: &Params) -> Result<ListenerId, ApiError> {
-    let raw = p.get("lb");
+    let raw = p.get("lb")?;
     match ListenerId::parse(raw) {
         Ok(id) if ctx.listeners.exists(&id) => Ok(id),
         _ => Err(lb_not_found(raw)),
@@ -86,7 +85,7 @@ fn existing_lb(ctx: &Ctx, p: &Params) -> Result<ListenerId, ApiError> {
 }
 
 fn lb_id(p: &Params) -> Result<ListenerId, ApiError> {
-    let raw = p.get("lb");
+    let raw = p.get("lb")?;
     ListenerId::parse(raw).map_err(|_| {
         ApiError::new(400, "Invalid request")
             .with_details(format!("Invalid load balancer id: {raw}"))
@@ -94,7 +93,7 @@ fn lb_id(p: &Params) -> Result<ListenerId, ApiError> {
 }
 
 fn cert_name(p: &Params) -> Result<CertName, ApiError> {
-    CertName::parse(p.get("filename")).map_err(|_| ApiError::new(400, "Filename has wrong format"))
+    CertName::parse(p.get("filename")?).map_err(|_| ApiError::new(400, "Filename has wrong format"))
 }
 
 fn version(_: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
@@ -192,7 +191,7 @@ fn get_config(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
 /// start / stop / reload (a reload of a stopped load balancer starts it); the action word
 /// is checked first, in any case.
 fn act(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let action = amphora::action_word(&p.get("action").to_ascii_lowercase())?;
+    let action = amphora::action_word(&p.get("action")?.to_ascii_lowercase())?;
     let id = existing_lb(ctx, p)?;
     amphora::act_on(ctx, &id, action, lb_not_found)
 }

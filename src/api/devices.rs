@@ -3,47 +3,23 @@
 
 use serde_json::json;
 
-use crate::api::{Ctx, Reply, Request};
+use crate::api::{free, ApiRoute, Ctx, Reply, Request};
 use crate::devices::{DeviceError, Fields, Registry};
 use crate::error::ApiError;
-use crate::router::{percent_decode, Params, Route};
+use crate::http::{percent_decode, Method, Params};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-pub fn routes() -> Vec<Route> {
+pub fn routes() -> Vec<ApiRoute> {
     vec![
-        Route {
-            method: "GET",
-            pattern: "/v1/devices",
-            handler: list,
-        },
-        Route {
-            method: "POST",
-            pattern: "/v1/devices",
-            handler: create,
-        },
+        free(Method::Get, "/v1/devices", list),
+        free(Method::Post, "/v1/devices", create),
         // Before `{id}`, which would take "usage" for an id.
-        Route {
-            method: "GET",
-            pattern: "/v1/devices/usage",
-            handler: usage,
-        },
-        Route {
-            method: "GET",
-            pattern: "/v1/devices/{id}",
-            handler: get,
-        },
-        Route {
-            method: "PUT",
-            pattern: "/v1/devices/{id}",
-            handler: update,
-        },
-        Route {
-            method: "DELETE",
-            pattern: "/v1/devices/{id}",
-            handler: delete,
-        },
+        free(Method::Get, "/v1/devices/usage", usage),
+        free(Method::Get, "/v1/devices/{id}", get),
+        free(Method::Put, "/v1/devices/{id}", update),
+        free(Method::Delete, "/v1/devices/{id}", delete),
     ]
 }
 
@@ -64,7 +40,7 @@ fn registry(ctx: &Ctx) -> Result<&Registry, ApiError> {
 }
 
 fn device_id(p: &Params) -> Result<u64, ApiError> {
-    let raw = p.get("id");
+    let raw = p.get("id")?;
     match raw.parse::<u64>() {
         Ok(id) if id > 0 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
         _ => Err(ApiError::bad_request(format!(

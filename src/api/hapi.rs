@@ -2,29 +2,21 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::api::{Ctx, Reply, Request};
+use crate::api::{free, ApiRoute, Ctx, Reply, Request};
 use crate::error::ApiError;
 use crate::hapi::{self, Action, NodeStatus};
 use crate::haproxy::HaproxyError;
-use crate::router::{Params, Route};
+use crate::http::{Method, Params};
 
-pub fn routes() -> Vec<Route> {
+pub fn routes() -> Vec<ApiRoute> {
     vec![
-        Route {
-            method: "GET",
-            pattern: "/loadBalancer/status",
-            handler: status,
-        },
-        Route {
-            method: "GET",
-            pattern: "/loadBalancer/nodes/{status}",
-            handler: nodes,
-        },
-        Route {
-            method: "POST",
-            pattern: "/loadBalancer/poolManager/{frontend}/{action}/{node}",
-            handler: pool_manager,
-        },
+        free(Method::Get, "/loadBalancer/status", status),
+        free(Method::Get, "/loadBalancer/nodes/{status}", nodes),
+        free(
+            Method::Post,
+            "/loadBalancer/poolManager/{frontend}/{action}/{node}",
+            pool_manager,
+        ),
     ]
 }
 
@@ -60,7 +52,7 @@ fn status(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
 }
 
 fn nodes(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let word = p.get("status");
+    let word = p.get("status")?;
     let status = NodeStatus::parse(word).ok_or_else(|| {
         ApiError::bad_request(format!(
             "Unknown node status: {word} (use up, down or maint)"
@@ -76,7 +68,7 @@ fn nodes(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
 }
 
 fn pool_manager(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let (frontend, word, node) = (p.get("frontend"), p.get("action"), p.get("node"));
+    let (frontend, word, node) = (p.get("frontend")?, p.get("action")?, p.get("node")?);
     let action = Action::parse(word).ok_or_else(|| {
         ApiError::bad_request(format!("Unknown action: {word} (use enable or disable)"))
     })?;

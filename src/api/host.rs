@@ -4,76 +4,32 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::api::{Ctx, Reply, Request};
+use crate::api::{held, ApiRoute, Ctx, Reply, Request};
 use crate::certs::CertError;
 use crate::error::ApiError;
+use crate::http::{Method, Params};
 use crate::keepalived::{self, KeepalivedError};
 use crate::netplug::{self, PlugError};
-use crate::router::{Params, Route};
 use crate::system;
 use crate::tls::RotateError;
 use crate::topology::{Change, Topology};
 
 pub const API_VERSION: &str = "0.1";
 
-pub fn routes() -> Vec<Route> {
+pub fn routes() -> Vec<ApiRoute> {
     vec![
-        Route {
-            method: "GET",
-            pattern: "/info",
-            handler: info,
-        },
-        Route {
-            method: "GET",
-            pattern: "/v0.1/details",
-            handler: details,
-        },
-        Route {
-            method: "GET",
-            pattern: "/v0.1/interface/{ip}",
-            handler: interface,
-        },
-        Route {
-            method: "PUT",
-            pattern: "/v0.1/certificate",
-            handler: put_server_certificate,
-        },
-        Route {
-            method: "GET",
-            pattern: "/v0.1/topology",
-            handler: get_topology,
-        },
-        Route {
-            method: "POST",
-            pattern: "/v0.1/topology",
-            handler: set_topology,
-        },
-        Route {
-            method: "POST",
-            pattern: "/v0.1/plug/vip/{ip}",
-            handler: plug_vip,
-        },
-        Route {
-            method: "POST",
-            pattern: "/v0.1/plug/network/",
-            handler: plug_network,
-        },
-        Route {
-            method: "POST",
-            pattern: "/v0.1/plug/network",
-            handler: plug_network,
-        },
+        held(Method::Get, "/info", info),
+        held(Method::Get, "/v0.1/details", details),
+        held(Method::Get, "/v0.1/interface/{ip}", interface),
+        held(Method::Put, "/v0.1/certificate", put_server_certificate),
+        held(Method::Get, "/v0.1/topology", get_topology),
+        held(Method::Post, "/v0.1/topology", set_topology),
+        held(Method::Post, "/v0.1/plug/vip/{ip}", plug_vip),
+        held(Method::Post, "/v0.1/plug/network/", plug_network),
+        held(Method::Post, "/v0.1/plug/network", plug_network),
         // Before `{action}`, which would take "upload" for an action.
-        Route {
-            method: "PUT",
-            pattern: "/v0.1/vrrp/upload",
-            handler: vrrp_upload,
-        },
-        Route {
-            method: "PUT",
-            pattern: "/v0.1/vrrp/{action}",
-            handler: vrrp_action,
-        },
+        held(Method::Put, "/v0.1/vrrp/upload", vrrp_upload),
+        held(Method::Put, "/v0.1/vrrp/{action}", vrrp_action),
     ]
 }
 
@@ -232,7 +188,7 @@ pub(super) fn vrrp_upload(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply,
 }
 
 pub(super) fn vrrp_action(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let word = p.get("action");
+    let word = p.get("action")?;
     let action = keepalived::Action::parse(word).ok_or_else(|| {
         ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
     })?;
@@ -299,7 +255,7 @@ impl From<PlugError> for ApiError {
 }
 
 pub(super) fn plug_vip(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let plug = netplug::vip_plug(p.get("ip"), &req.body)?;
+    let plug = netplug::vip_plug(p.get("ip")?, &req.body)?;
     let vip = plug.vip.clone().unwrap_or_default();
     let dev = ctx.plugs.plug(plug, "Error plugging VIP")?;
     Ok(Reply::json(
@@ -319,7 +275,7 @@ pub(super) fn plug_network(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply
 
 pub(super) fn interface(_: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
     let ip = p
-        .get("ip")
+        .get("ip")?
         .parse()
         .map_err(|_| ApiError::new(400, "Bad IP address version"))?;
     let name = system::interface_of(ip)

@@ -2,72 +2,44 @@
 //! listener store as the amphora API. Bodies are plain text; bad PUT data is 409; an unknown
 //! method or URL on these paths is 403 (see `owns`).
 
-use crate::api::{Ctx, Reply, Request};
+use crate::api::{held, ApiRoute, Ctx, Reply, Request};
 use crate::certs;
 use crate::error::ApiError;
+use crate::http::{Method, Params};
 use crate::listeners::{Action, ListenerError, Status};
 use crate::names::{CertName, ListenerId};
-use crate::router::{Params, Route};
 use crate::system;
 use serde_json::json;
 
-pub fn routes() -> Vec<Route> {
+pub fn routes() -> Vec<ApiRoute> {
     vec![
-        Route {
-            method: "GET",
-            pattern: "/status",
-            handler: status,
-        },
-        Route {
-            method: "GET",
-            pattern: "/service_status",
-            handler: service_status,
-        },
-        Route {
-            method: "GET",
-            pattern: "/instances",
-            handler: list,
-        },
-        Route {
-            method: "GET",
-            pattern: "/instances/{instance}",
-            handler: exists,
-        },
-        Route {
-            method: "DELETE",
-            pattern: "/instances/{instance}",
-            handler: delete,
-        },
-        Route {
-            method: "PUT",
-            pattern: "/instances/{instance}/haproxy",
-            handler: put_config,
-        },
-        Route {
-            method: "GET",
-            pattern: "/instances/{instance}/haproxy",
-            handler: get_config,
-        },
-        Route {
-            method: "DELETE",
-            pattern: "/instances/{instance}/haproxy",
-            handler: delete_config,
-        },
-        Route {
-            method: "PUT",
-            pattern: "/instances/{instance}/certificates/{filename}",
-            handler: put_certificate,
-        },
-        Route {
-            method: "GET",
-            pattern: "/instances/{instance}/certificates/{filename}",
-            handler: get_certificate,
-        },
-        Route {
-            method: "DELETE",
-            pattern: "/instances/{instance}/certificates/{filename}",
-            handler: delete_certificate,
-        },
+        held(Method::Get, "/status", status),
+        held(Method::Get, "/service_status", service_status),
+        held(Method::Get, "/instances", list),
+        held(Method::Get, "/instances/{instance}", exists),
+        held(Method::Delete, "/instances/{instance}", delete),
+        held(Method::Put, "/instances/{instance}/haproxy", put_config),
+        held(Method::Get, "/instances/{instance}/haproxy", get_config),
+        held(
+            Method::Delete,
+            "/instances/{instance}/haproxy",
+            delete_config,
+        ),
+        held(
+            Method::Put,
+            "/instances/{instance}/certificates/{filename}",
+            put_certificate,
+        ),
+        held(
+            Method::Get,
+            "/instances/{instance}/certificates/{filename}",
+            get_certificate,
+        ),
+        held(
+            Method::Delete,
+            "/instances/{instance}/certificates/{filename}",
+            delete_certificate,
+        ),
     ]
 }
 
@@ -115,7 +87,7 @@ impl ListenerError {
 
 /// An id that is not valid can name no instance: Not Found, before any file access.
 fn instance(p: &Params) -> Result<ListenerId, ApiError> {
-    ListenerId::parse(p.get("instance")).map_err(|_| not_found())
+    ListenerId::parse(p.get("instance")?).map_err(|_| not_found())
 }
 
 fn existing(ctx: &Ctx, p: &Params) -> Result<ListenerId, ApiError> {
@@ -128,7 +100,7 @@ fn existing(ctx: &Ctx, p: &Params) -> Result<ListenerId, ApiError> {
 }
 
 fn cert_name(p: &Params) -> Result<CertName, ApiError> {
-    CertName::parse(p.get("filename")).map_err(|_| {
+    CertName::parse(p.get("filename")?).map_err(|_| {
         ApiError::plain(409, "Invalid certificate file name")
             .with_details("letters, digits, '_', '.', '-', ending in .pem")
     })

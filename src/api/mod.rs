@@ -10,79 +10,34 @@ pub mod legacy;
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use crate::config::{Api, Config};
-use crate::router::Route;
+use crate::error::ApiError;
+use crate::http::{Method, Params, Route};
 
-pub use crate::front::Peer;
+pub use crate::http::{Reply, Request};
 
-/// A request as handlers see it: no tiny_http types.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub peer: Peer,
-    /// The basic-auth user, once authenticated.
-    pub user: Option<String>,
-}
+/// Parses, acts and answers one request.
+pub type Handler = fn(&Ctx, &Request, &Params) -> Result<Reply, ApiError>;
+pub type ApiRoute = Route<Handler>;
 
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+/// A route of a family that manages the appliance (listeners, certificates, keepalived,
+/// networks, topology): its writes wait while the topology changes.
+fn held(method: Method, pattern: &'static str, handler: Handler) -> ApiRoute {
+    Route {
+        held: !method.is_safe(),
+        method,
+        pattern,
+        target: handler,
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl Reply {
-    pub fn text(status: u16, s: impl Into<String>) -> Self {
-        Reply {
-            status,
-            content_type: crate::error::TEXT,
-            body: s.into().into_bytes(),
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn json(status: u16, v: &Value) -> Self {
-        Reply {
-            status,
-            content_type: "application/json",
-            body: v.to_string().into_bytes(),
-            headers: Vec::new(),
-        }
-    }
-}
-
-impl Reply {
-    /// Adds `ETag: <md5 of data>`, as Octavia's agent sends with uploads and file reads.
-    pub fn with_etag(mut self, data: &[u8]) -> Self {
-        self.headers.push(("ETag", crate::certs::md5_hex(data)));
-        self
-    }
-}
-
-impl From<crate::error::ApiError> for Reply {
-    fn from(e: crate::error::ApiError) -> Self {
-        Reply {
-            status: e.status,
-            content_type: e.content_type(),
-            body: e.body().into_bytes(),
-            headers: e.headers,
-        }
+/// A route no topology change concerns (HApi's main HAProxy, the device registry).
+fn free(method: Method, pattern: &'static str, handler: Handler) -> ApiRoute {
+    Route {
+        held: false,
+        method,
+        pattern,
+        target: handler,
     }
 }
 
@@ -104,7 +59,7 @@ pub struct Ctx {
 }
 
 /// The routes of every enabled API family.
-pub fn routes(apis: &[Api]) -> Vec<Route> {
+pub fn routes(apis: &[Api]) -> Vec<ApiRoute> {
     let mut all = Vec::new();
     for api in apis {
         match api {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use rustls::ServerConfig;
 
 pub use answer::SERVER;
-pub use peers::{Caller, Peer, PeerTable};
+pub use peers::{Caller, PeerTable};
 
 use crate::error::error_body;
 use crate::logs;

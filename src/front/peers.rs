@@ -4,16 +4,9 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 
-/// Who is on the other end, as the network front saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    /// Subject of the verified client certificate, when mTLS is on.
-    pub cert_subject: Option<String>,
-}
+use crate::http::Peer;
 
 /// What a token names.
 #[derive(Debug, Clone, PartialEq, Eq)]

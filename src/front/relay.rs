@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use super::answer::{Answer, Fault};
 use super::client::{Client, Outbox};
-use super::peers::Peer;
 use super::pool::Conn;
 use super::{front_response, log_front, poll, Shared, CLOSING, TICK};
 use crate::framing::{Framer, Reject};
+use crate::http::Peer;
 use crate::logs;
 
 /// Largest request head the front accepts.

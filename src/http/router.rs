@@ -1,59 +1,73 @@
-//! One route table: method + path pattern -> handler. Patterns are literal segments and
-//! `{name}` parameters; parameters are percent-decoded before handlers see them.
+//! One route table: method + path pattern -> a target (whatever the caller dispatches on).
+//! Patterns are literal segments and `{name}` parameters; parameters are percent-decoded at
+//! match time.
 
-use crate::api::{Ctx, Reply, Request};
+use super::Method;
 use crate::error::ApiError;
 
-pub type Handler = fn(&Ctx, &Request, &Params) -> Result<Reply, ApiError>;
-
-pub struct Route {
-    pub method: &'static str,
+pub struct Route<T> {
+    pub method: Method,
     pub pattern: &'static str,
-    pub handler: Handler,
+    pub target: T,
+    /// Held (503) while the appliance changes topology: the route changes what a transition
+    /// changes (listeners, certificates, keepalived, networks, the topology itself).
+    pub held: bool,
 }
 
 /// Path parameters by name, decoded.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Params(Vec<(&'static str, String)>);
+pub struct Params {
+    pattern: &'static str,
+    values: Vec<(&'static str, String)>,
+}
 
 impl Params {
-    /// A parameter the route's pattern declares; empty if the pattern has no such name.
-    pub fn get(&self, name: &str) -> &str {
-        self.0
+    /// A parameter the route's pattern declares. A name the pattern lacks is a bug in the
+    /// route table (the parse tables of every family would show it): an internal error,
+    /// never an empty value that would read as "not found".
+    pub fn get(&self, name: &str) -> Result<&str, ApiError> {
+        self.values
             .iter()
             .find(|(n, _)| *n == name)
-            .map_or("", |(_, v)| v.as_str())
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| {
+                ApiError::internal(format!("route {} has no parameter {name}", self.pattern))
+            })
     }
 }
 
-pub enum Match<'a> {
-    Found(&'a Route, Params),
+pub enum Match<'a, T> {
+    Found(&'a Route<T>, Params),
     /// The path is known, the method is not: the methods that are.
-    WrongMethod(Vec<&'static str>),
+    WrongMethod(Vec<&'a str>),
     NotFound,
 }
 
-pub struct Router {
-    routes: Vec<Route>,
+pub struct Router<T> {
+    routes: Vec<Route<T>>,
 }
 
-impl Router {
-    pub fn new(routes: Vec<Route>) -> Self {
+impl<T> Router<T> {
+    pub fn new(routes: Vec<Route<T>>) -> Self {
         Router { routes }
     }
 
     /// The route for a method and path. `HEAD` is served by the `GET` route (RFC 9110 9.3.2;
     /// tiny_http leaves the body out).
-    pub fn find(&self, method: &str, path: &str) -> Match<'_> {
-        let wanted = if method == "HEAD" { "GET" } else { method };
+    pub fn find(&self, method: &Method, path: &str) -> Match<'_, T> {
+        let wanted = if *method == Method::Head {
+            &Method::Get
+        } else {
+            method
+        };
         let mut allowed = Vec::new();
         for r in &self.routes {
             if let Some(params) = match_pattern(r.pattern, path) {
-                if r.method == wanted {
+                if r.method == *wanted {
                     return Match::Found(r, params);
                 }
-                let also = (r.method == "GET").then_some("HEAD");
-                for m in std::iter::once(r.method).chain(also) {
+                let also = (r.method == Method::Get).then_some("HEAD");
+                for m in std::iter::once(r.method.as_str()).chain(also) {
                     if !allowed.contains(&m) {
                         allowed.push(m);
                     }
@@ -74,7 +88,12 @@ fn match_pattern(pattern: &'static str, path: &str) -> Option<Params> {
     let mut params = Vec::new();
     loop {
         match (pat.next(), segs.next()) {
-            (None, None) => return Some(Params(params)),
+            (None, None) => {
+                return Some(Params {
+                    pattern,
+                    values: params,
+                })
+            }
             (Some(p), Some(s)) => {
                 if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                     let v = percent_decode(s)?;
@@ -114,63 +133,58 @@ pub fn percent_decode(s: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn h(_: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-        Ok(Reply::json(200, &serde_json::json!({})))
-    }
-
-    fn router() -> Router {
+    fn router() -> Router<u8> {
+        let r = |method, pattern, target| Route {
+            method,
+            pattern,
+            target,
+            held: false,
+        };
         Router::new(vec![
-            Route {
-                method: "GET",
-                pattern: "/a/{x}",
-                handler: h,
-            },
-            Route {
-                method: "POST",
-                pattern: "/a/{x}/{y}",
-                handler: h,
-            },
-            Route {
-                method: "PUT",
-                pattern: "/a/{x}/{y}",
-                handler: h,
-            },
-            Route {
-                method: "GET",
-                pattern: "/b",
-                handler: h,
-            },
+            r(Method::Get, "/a/{x}", 1),
+            r(Method::Post, "/a/{x}/{y}", 2),
+            r(Method::Put, "/a/{x}/{y}", 3),
+            r(Method::Get, "/b", 4),
         ])
     }
 
     #[test]
     fn matches_and_decodes() {
         let r = router();
-        match r.find("GET", "/a/hello%20there") {
+        match r.find(&Method::Get, "/a/hello%20there") {
             Match::Found(route, p) => {
-                assert_eq!(route.pattern, "/a/{x}");
-                assert_eq!(p.get("x"), "hello there");
-                assert_eq!(p.get("nope"), "");
+                assert_eq!(route.target, 1);
+                assert_eq!(p.get("x").unwrap(), "hello there");
+                let e = p.get("nope").unwrap_err();
+                assert_eq!(
+                    (e.status, e.details.as_deref()),
+                    (500, Some("route /a/{x} has no parameter nope"))
+                );
             }
             _ => panic!("no match"),
         }
-        match r.find("POST", "/a/%2e%2e%2f/2") {
-            Match::Found(_, p) => assert_eq!(p.get("x"), "../"),
+        match r.find(&Method::Post, "/a/%2e%2e%2f/2") {
+            Match::Found(_, p) => assert_eq!(p.get("x").unwrap(), "../"),
             _ => panic!("no match"),
         }
+        assert!(matches!(r.find(&Method::Head, "/b"), Match::Found(route, _) if route.target == 4));
     }
 
     #[test]
     fn wrong_method_and_not_found() {
         let r = router();
-        match r.find("DELETE", "/a/1/2") {
+        match r.find(&Method::Delete, "/a/1/2") {
             Match::WrongMethod(m) => assert_eq!(m, ["POST", "PUT"]),
+            _ => panic!(),
+        }
+        match r.find(&Method::parse("PATCH"), "/b") {
+            Match::WrongMethod(m) => assert_eq!(m, ["GET", "HEAD"]),
             _ => panic!(),
         }
         for p in [
             "/", "/a", "/a/", "/a/1/2/3", "/b/", "/c", "", "/a/%zz", "/a/%ff",
         ] {
-            assert!(matches!(r.find("GET", p), Match::NotFound), "{p}");
+            assert!(matches!(r.find(&Method::Get, p), Match::NotFound), "{p}");
         }
     }
 
