@@ -2,7 +2,7 @@
 //! An HApi config file is a valid config: unknown keys whose value is a list of strings are HApi
 //! frontends (frontend name -> backends).
 
-use serde_norway::Value;
+use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -210,155 +210,217 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// Parses config text. Returns every problem found, not just the first.
-pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-    let doc: Value = match serde_norway::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            return Err(vec![Problem::new(
-                "(file)",
-                "",
-                format!("not valid YAML: {e}"),
-            )])
+fn as_ip(key: &str, v: &Value, problems: &mut Vec<Problem>) -> Option<IpAddr> {
+    let s = as_string(key, v, problems)?;
+    match s.parse::<IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            problems.push(Problem::new(key, s, "must be an IPv4 or IPv6 address"));
+            None
         }
+    }
+}
+
+/// HApi's `server`; an empty one is kept (not a problem) and means no prefix.
+fn as_server(key: &str, v: &Value, problems: &mut Vec<Problem>) -> Option<String> {
+    let s = as_string(key, v, problems)?;
+    if s.is_empty() || ProxyName::parse(&s).is_ok() {
+        Some(s)
+    } else {
+        problems.push(Problem::new(key, s, "may only hold A-Z a-z 0-9 _ . : -"));
+        None
+    }
+}
+
+/// The API families named, sorted and without repeats; the known ones still count when others
+/// are unknown, so that each unknown name is its own problem.
+fn as_apis(key: &str, v: &Value, problems: &mut Vec<Problem>) -> Option<Vec<Api>> {
+    let Some(list) = string_list(v) else {
+        problems.push(Problem::new(
+            key,
+            show(v),
+            "must be a list of API family names",
+        ));
+        return None;
     };
-    let map = match doc {
-        Value::Mapping(m) => m,
-        // An empty file is an empty mapping: all defaults.
-        Value::Null => Default::default(),
-        other => {
-            return Err(vec![Problem::new(
-                "(file)",
-                show(&other),
-                "the config must be a mapping of keys to values",
-            )])
+    let mut apis = Vec::new();
+    for name in list {
+        match Api::parse(&name) {
+            Some(a) if !apis.contains(&a) => apis.push(a),
+            Some(_) => {}
+            None => problems.push(Problem::new(
+                key,
+                name,
+                "unknown API family (hapi, amphora, appliance, devices)",
+            )),
         }
-    };
+    }
+    apis.sort();
+    Some(apis)
+}
 
-    let mut c = Config::default();
-    let mut p = Vec::new();
-    let (mut cert, mut key, mut ca, mut user, mut password) = (None, None, None, None, None);
-
-    for (k, v) in &map {
-        let k = match k {
-            Value::String(s) => s.as_str(),
-            other => {
-                p.push(Problem::new(&show(other), show(v), "keys must be strings"));
-                continue;
+/// A key the agent does not know: an HApi frontend if its value is a list of strings (its
+/// backends; each bad name is reported and the good ones kept), otherwise an unknown key.
+fn as_frontend(key: &str, v: &Value, problems: &mut Vec<Problem>) -> Option<Vec<ProxyName>> {
+    match (v, string_list(v)) {
+        (_, Some(backends)) => {
+            let mut names = Vec::new();
+            for b in backends {
+                match ProxyName::parse(&b) {
+                    Ok(n) => names.push(n),
+                    Err(_) => problems.push(Problem::new(
+                        key,
+                        b,
+                        "backend names may only hold A-Z a-z 0-9 _ . : -",
+                    )),
+                }
             }
-        };
+            Some(names)
+        }
+        (Value::Sequence(_), None) => {
+            problems.push(Problem::new(
+                key,
+                show(v),
+                "a frontend's backends must all be strings",
+            ));
+            None
+        }
+        _ => {
+            problems.push(Problem::new(key, show(v), "unknown key"));
+            None
+        }
+    }
+}
+
+/// The config file's keys as written, each checked on its own: `None` where a key is absent or
+/// its value was refused. Defaults and the rules between keys are [`RawConfig::validate`]'s job,
+/// so that reading can go on past a bad key and report every problem in file order.
+/// YAML refuses a repeated key, so each field is set at most once.
+#[derive(Debug, Default)]
+struct RawConfig {
+    bind: Option<IpAddr>,
+    port: Option<u16>,
+    sslcrt: Option<PathBuf>,
+    sslkey: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    user: Option<String>,
+    password: Option<String>,
+    socat: Option<PathBuf>,
+    server: Option<String>,
+    accesslog: Option<PathBuf>,
+    logfile: Option<PathBuf>,
+    debug: Option<bool>,
+    state_dir: Option<PathBuf>,
+    cert_dir: Option<PathBuf>,
+    haproxy: Option<PathBuf>,
+    keepalived: Option<PathBuf>,
+    workers: Option<usize>,
+    max_body: Option<u64>,
+    max_connections: Option<usize>,
+    request_timeout: Option<Duration>,
+    amphora_id: Option<String>,
+    apis: Option<Vec<Api>>,
+    /// HApi frontends (unknown keys holding string lists); no such key leaves it empty.
+    frontends: BTreeMap<String, Vec<ProxyName>>,
+}
+
+impl RawConfig {
+    /// Reads every key of the file, collecting each key's problems in file order.
+    fn read(map: &Mapping, p: &mut Vec<Problem>) -> RawConfig {
+        let mut raw = RawConfig::default();
+        for (k, v) in map {
+            match k {
+                Value::String(k) => raw.read_key(k, v, p),
+                other => p.push(Problem::new(&show(other), show(v), "keys must be strings")),
+            }
+        }
+        raw
+    }
+
+    fn read_key(&mut self, k: &str, v: &Value, p: &mut Vec<Problem>) {
+        // The ranges are checked before the casts, so none of them truncates.
+        let uint = |min, max, p: &mut Vec<Problem>| as_uint(k, v, min, max, p);
         match k {
-            "bind" => match as_string(k, v, &mut p).map(|s| s.parse::<IpAddr>().map_err(|_| s)) {
-                Some(Ok(ip)) => c.bind = ip,
-                Some(Err(s)) => p.push(Problem::new(k, s, "must be an IPv4 or IPv6 address")),
-                None => {}
-            },
-            "port" => {
-                if let Some(n) = as_uint(k, v, 0, 65535, &mut p) {
-                    c.port = n as u16;
+            "bind" => self.bind = as_ip(k, v, p),
+            "port" => self.port = uint(0, 65535, p).map(|n| n as u16),
+            "sslcrt" => self.sslcrt = as_path(k, v, p),
+            "sslkey" => self.sslkey = as_path(k, v, p),
+            "client_ca" => self.client_ca = as_path(k, v, p),
+            "user" => self.user = as_string(k, v, p),
+            "password" => self.password = as_string(k, v, p),
+            "socat" => self.socat = as_path(k, v, p),
+            "server" => self.server = as_server(k, v, p),
+            "accesslog" => self.accesslog = as_path(k, v, p),
+            "logfile" => self.logfile = as_path(k, v, p),
+            "debug" => self.debug = as_bool(k, v, p),
+            "state_dir" => self.state_dir = as_path(k, v, p),
+            "cert_dir" => self.cert_dir = as_path(k, v, p),
+            "haproxy" => self.haproxy = as_path(k, v, p),
+            "keepalived" => self.keepalived = as_path(k, v, p),
+            "workers" => self.workers = uint(1, 256, p).map(|n| n as usize),
+            "max_body" => self.max_body = uint(1024, 1 << 30, p),
+            "max_connections" => self.max_connections = uint(1, 10_000, p).map(|n| n as usize),
+            "request_timeout" => self.request_timeout = uint(1, 3600, p).map(Duration::from_secs),
+            "amphora_id" => self.amphora_id = as_string(k, v, p),
+            "apis" => self.apis = as_apis(k, v, p),
+            _ => {
+                if let Some(backends) = as_frontend(k, v, p) {
+                    self.frontends.insert(k.to_string(), backends);
                 }
             }
-            "sslcrt" => cert = as_path(k, v, &mut p),
-            "sslkey" => key = as_path(k, v, &mut p),
-            "client_ca" => ca = as_path(k, v, &mut p),
-            "user" => user = as_string(k, v, &mut p),
-            "password" => password = as_string(k, v, &mut p),
-            "socat" => c.socat = as_path(k, v, &mut p).unwrap_or(c.socat),
-            "server" => {
-                if let Some(s) = as_string(k, v, &mut p) {
-                    if s.is_empty() || ProxyName::parse(&s).is_ok() {
-                        c.server_prefix = Some(s).filter(|s| !s.is_empty());
-                    } else {
-                        p.push(Problem::new(k, s, "may only hold A-Z a-z 0-9 _ . : -"));
-                    }
-                }
-            }
-            "accesslog" => c.accesslog = as_path(k, v, &mut p),
-            "logfile" => c.logfile = as_path(k, v, &mut p),
-            "debug" => c.debug = as_bool(k, v, &mut p).unwrap_or(false),
-            "state_dir" => c.state_dir = as_path(k, v, &mut p).unwrap_or(c.state_dir),
-            "cert_dir" => c.cert_dir = as_path(k, v, &mut p).unwrap_or(c.cert_dir),
-            "haproxy" => c.haproxy = as_path(k, v, &mut p).unwrap_or(c.haproxy),
-            "keepalived" => c.keepalived = as_path(k, v, &mut p).unwrap_or(c.keepalived),
-            "workers" => {
-                if let Some(n) = as_uint(k, v, 1, 256, &mut p) {
-                    c.workers = n as usize;
-                }
-            }
-            "max_body" => {
-                if let Some(n) = as_uint(k, v, 1024, 1 << 30, &mut p) {
-                    c.max_body = n;
-                }
-            }
-            "max_connections" => {
-                if let Some(n) = as_uint(k, v, 1, 10_000, &mut p) {
-                    c.max_connections = n as usize;
-                }
-            }
-            "request_timeout" => {
-                if let Some(n) = as_uint(k, v, 1, 3600, &mut p) {
-                    c.request_timeout = Duration::from_secs(n);
-                }
-            }
-            "amphora_id" => c.amphora_id = as_string(k, v, &mut p),
-            "apis" => match string_list(v) {
-                Some(list) => {
-                    let mut apis = Vec::new();
-                    for name in list {
-                        match Api::parse(&name) {
-                            Some(a) if !apis.contains(&a) => apis.push(a),
-                            Some(_) => {}
-                            None => p.push(Problem::new(
-                                k,
-                                name,
-                                "unknown API family (hapi, amphora, appliance, devices)",
-                            )),
-                        }
-                    }
-                    apis.sort();
-                    c.apis = apis;
-                }
-                None => p.push(Problem::new(
-                    k,
-                    show(v),
-                    "must be a list of API family names",
-                )),
-            },
-            _ => match (v, string_list(v)) {
-                (_, Some(backends)) => {
-                    let mut names = Vec::new();
-                    for b in backends {
-                        match ProxyName::parse(&b) {
-                            Ok(n) => names.push(n),
-                            Err(_) => p.push(Problem::new(
-                                k,
-                                b,
-                                "backend names may only hold A-Z a-z 0-9 _ . : -",
-                            )),
-                        }
-                    }
-                    c.frontends.insert(k.to_string(), names);
-                }
-                (Value::Sequence(_), None) => p.push(Problem::new(
-                    k,
-                    show(v),
-                    "a frontend's backends must all be strings",
-                )),
-                _ => p.push(Problem::new(k, show(v), "unknown key")),
-            },
         }
     }
 
+    /// The one `Config` these keys mean: defaults for what is absent, then the rules between
+    /// keys, whose problems follow the per-key ones.
+    fn validate(self, p: &mut Vec<Problem>) -> Config {
+        let d = Config::default();
+        let tls = tls_files(self.sslcrt, self.sslkey, self.client_ca, p);
+        let basic_auth = credentials(self.user, self.password, p);
+        let c = Config {
+            bind: self.bind.unwrap_or(d.bind),
+            port: self.port.unwrap_or(d.port),
+            tls,
+            basic_auth,
+            socat: self.socat.unwrap_or(d.socat),
+            server_prefix: self.server.filter(|s| !s.is_empty()),
+            frontends: self.frontends,
+            accesslog: self.accesslog,
+            logfile: self.logfile,
+            debug: self.debug.unwrap_or(d.debug),
+            state_dir: self.state_dir.unwrap_or(d.state_dir),
+            cert_dir: self.cert_dir.unwrap_or(d.cert_dir),
+            haproxy: self.haproxy.unwrap_or(d.haproxy),
+            keepalived: self.keepalived.unwrap_or(d.keepalived),
+            workers: self.workers.unwrap_or(d.workers),
+            max_body: self.max_body.unwrap_or(d.max_body),
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            request_timeout: self.request_timeout.unwrap_or(d.request_timeout),
+            amphora_id: self.amphora_id,
+            apis: self.apis.unwrap_or(d.apis),
+        };
+        check_security(&c, p);
+        c
+    }
+}
+
+/// TLS needs both the certificate and its key; a client CA only makes sense with TLS.
+fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    p: &mut Vec<Problem>,
+) -> Option<TlsFiles> {
     match (cert, key) {
         (Some(cert), Some(key)) => {
-            c.tls = Some(TlsFiles {
+            return Some(TlsFiles {
                 cert,
                 key,
-                client_ca: ca,
+                client_ca,
             })
         }
         (None, None) => {
-            if let Some(ca) = ca {
+            if let Some(ca) = client_ca {
                 p.push(Problem::new(
                     "client_ca",
                     ca.display().to_string(),
@@ -377,9 +439,18 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
             format!("missing: sslkey ({}) needs a certificate", key.display()),
         )),
     }
+    None
+}
+
+/// Basic auth needs both halves, and a user that fits before the ':' of `user:password`.
+fn credentials(
+    user: Option<String>,
+    password: Option<String>,
+    p: &mut Vec<Problem>,
+) -> Option<Credentials> {
     match (user, password) {
         (Some(user), Some(password)) if !user.is_empty() && !user.contains(':') => {
-            c.basic_auth = Some(Credentials { user, password })
+            return Some(Credentials { user, password })
         }
         (Some(user), Some(_)) => p.push(Problem::new(
             "user",
@@ -394,13 +465,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         (None, Some(_)) => p.push(Problem::new("user", "", "missing: password needs a user")),
         (None, None) => {}
     }
-
-    check_security(&c, &mut p);
-    if p.is_empty() {
-        Ok(c)
-    } else {
-        Err(p)
-    }
+    None
 }
 
 /// DESIGN's security defaults: off loopback, callers must authenticate, and passwords need TLS.
@@ -422,6 +487,34 @@ fn check_security(c: &Config, p: &mut Vec<Problem>) {
             c.bind.to_string(),
             "basic auth on a non-loopback address needs TLS: set sslcrt and sslkey",
         ));
+    }
+}
+
+/// The file as a mapping of keys to values, or the one problem that stops reading it at all.
+fn mapping(text: &str) -> Result<Mapping, Problem> {
+    let doc: Value = serde_norway::from_str(text)
+        .map_err(|e| Problem::new("(file)", "", format!("not valid YAML: {e}")))?;
+    match doc {
+        Value::Mapping(m) => Ok(m),
+        // An empty file is an empty mapping: all defaults.
+        Value::Null => Ok(Mapping::new()),
+        other => Err(Problem::new(
+            "(file)",
+            show(&other),
+            "the config must be a mapping of keys to values",
+        )),
+    }
+}
+
+/// Parses config text. Returns every problem found, not just the first.
+pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    let map = mapping(text).map_err(|e| vec![e])?;
+    let mut p = Vec::new();
+    let c = RawConfig::read(&map, &mut p).validate(&mut p);
+    if p.is_empty() {
+        Ok(c)
+    } else {
+        Err(p)
     }
 }
 
