@@ -11,22 +11,12 @@ use crate::names::{CertName, ListenerId};
 use crate::store;
 use crate::tls::{self, PemError};
 
-/// Why a PEM bundle was refused; the texts are the amphora spec's.
+/// Why a PEM bundle was refused (the API families word it: `api::words`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertError {
     NoCertificate,
     NoKey(Option<String>),
     Mismatch,
-}
-
-impl CertError {
-    pub fn message(&self) -> &'static str {
-        match self {
-            CertError::NoCertificate => "No certificate found",
-            CertError::NoKey(_) => "No RSA key found",
-            CertError::Mismatch => "Certificate and key do not match",
-        }
-    }
 }
 
 /// Checks that `pem` holds a private key and at least one certificate, and that the key
@@ -139,6 +129,5 @@ mod tests {
         assert_eq!(validate(b""), Err(CertError::NoCertificate));
         let fake_cert = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         assert!(matches!(validate(fake_cert), Err(CertError::NoKey(_))));
-        assert_eq!(CertError::NoKey(None).message(), "No RSA key found");
     }
 }

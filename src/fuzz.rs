@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use crate::api::Handler;
+use crate::api::Endpoint;
 use crate::config::Api;
 use crate::http::{Match, Method, Router};
 use crate::names::{CertName, ListenerId, ProxyName};
@@ -103,8 +103,8 @@ pub fn pem_bundle(data: &[u8]) {
     let _ = tls::subject(data);
 }
 
-fn router() -> &'static Router<Handler> {
-    static R: OnceLock<Router<Handler>> = OnceLock::new();
+fn router() -> &'static Router<Endpoint> {
+    static R: OnceLock<Router<Endpoint>> = OnceLock::new();
     R.get_or_init(|| Router::new(api::routes(&Api::ALL)))
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use std::os::unix::process::CommandExt;
 
 use crate::launcher::{self, Master};
-pub use crate::listeners::Action;
+use crate::process::Action;
 use crate::{process, store};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);

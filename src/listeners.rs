@@ -17,6 +17,7 @@ use crate::haproxy::{self, CertFile, Command as HaCommand};
 use crate::launcher::{self, Master, Paths};
 use crate::names::ListenerId;
 use crate::pools::{self, ListenerType, Pool};
+use crate::process::Action;
 use crate::{logs, process, store};
 
 /// What `haproxy -c` says of a good config.
@@ -30,46 +31,9 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Restart back-off after crashes: doubles from the first to the last.
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
-/// start / stop / reload, for listeners' HAProxies and for keepalived alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Start,
-    Stop,
-    Reload,
-}
-
-impl Action {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "start" => Some(Action::Start),
-            "stop" => Some(Action::Stop),
-            "reload" => Some(Action::Reload),
-            _ => None,
-        }
-    }
-
-    /// "Failed to start keepalived service".
-    pub fn verb(self) -> &'static str {
-        match self {
-            Action::Start => "start",
-            Action::Stop => "stop",
-            Action::Reload => "reload",
-        }
-    }
-
-    /// For error messages: "Error starting haproxy".
-    pub fn gerund(self) -> &'static str {
-        match self {
-            Action::Start => "starting",
-            Action::Stop => "stopping",
-            Action::Reload => "reloading",
-        }
-    }
-}
-
 #[derive(Debug)]
 pub enum ListenerError {
-    NotFound,
+    NotFound(ListenerId),
     /// HAProxy rejected the configuration; its own output.
     Invalid(String),
     /// The HAProxy binary could not be run.
@@ -77,6 +41,33 @@ pub enum ListenerError {
     /// An action failed; HAProxy's own output.
     Failed(Action, String),
     Io(io::Error),
+}
+
+/// What a start, stop or reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    /// `check` is `haproxy -c`'s verdict line.
+    Started {
+        pid: u32,
+        check: String,
+    },
+    AlreadyRunning {
+        pid: u32,
+    },
+    Stopped,
+    NotRunning,
+    Reloaded {
+        worker: u32,
+        check: String,
+    },
+}
+
+/// What became of a certificate handed to the running HAProxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveCert {
+    Applied,
+    /// Stored, but the running HAProxy refused it (its words): a reload applies it.
+    Refused(String),
 }
 
 impl From<io::Error> for ListenerError {
@@ -283,7 +274,9 @@ global\n    stats socket unix@{} mode 600 level admin\n",
     pub fn config(&self, id: &ListenerId) -> Result<Vec<u8>, ListenerError> {
         match fs::read(self.paths(id).cfg) {
             Ok(b) => Ok(b),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ListenerError::NotFound),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(ListenerError::NotFound(id.clone()))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -346,36 +339,33 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         }
     }
 
-    /// start / stop / reload. Returns what happened, for the caller to show.
-    pub fn act(&self, id: &ListenerId, action: Action) -> Result<String, ListenerError> {
+    /// start / stop / reload.
+    pub fn act(&self, id: &ListenerId, action: Action) -> Result<Ran, ListenerError> {
         let _g = lock(&self.ops);
         if !self.paths(id).cfg.exists() {
-            return Err(ListenerError::NotFound);
+            return Err(ListenerError::NotFound(id.clone()));
         }
         self.adopt_untracked(id);
         match (action, self.running_pid(id)) {
-            (Action::Start, Some(pid)) => Ok(format!(
-                "haproxy daemon for {id} already running (pid {pid})"
-            )),
+            (Action::Start, Some(pid)) => Ok(Ran::AlreadyRunning { pid }),
             (Action::Start, None) | (Action::Reload, None) => self.start_locked(id, action),
             (Action::Stop, None) => {
                 self.set_desired(id, false)?;
                 lock(&self.running).remove(id);
-                Ok(format!("haproxy daemon for {id} is not running"))
+                Ok(Ran::NotRunning)
             }
             (Action::Stop, Some(_)) => {
                 self.set_desired(id, false)?;
                 self.stop_locked(id);
-                Ok(format!("haproxy daemon for {id} stopped"))
+                Ok(Ran::Stopped)
             }
             (Action::Reload, Some(_)) => self.reload_locked(id),
         }
     }
 
     /// When the listener's running HAProxy serves `file`, hands it the new certificate without
-    /// a reload (`set ssl cert` + `commit ssl cert`). Says what happened; None when there was
-    /// nothing to update.
-    pub fn apply_cert_live(&self, id: &ListenerId, file: &Path, pem: &[u8]) -> Option<String> {
+    /// a reload (`set ssl cert` + `commit ssl cert`). None when there was nothing to update.
+    pub fn apply_cert_live(&self, id: &ListenerId, file: &Path, pem: &[u8]) -> Option<LiveCert> {
         let _g = lock(&self.ops);
         self.running_pid(id)?;
         let cert = CertFile::parse(file)?;
@@ -395,13 +385,13 @@ global\n    stats socket unix@{} mode 600 level admin\n",
             let _ = rt.raw(&HaCommand::AbortSslCert(cert));
         }
         Some(match applied {
-            Ok(_) => "Certificate applied to the running haproxy".to_string(),
-            Err(e) => format!("Stored; the running haproxy did not take it ({e}): reload to apply"),
+            Ok(_) => LiveCert::Applied,
+            Err(e) => LiveCert::Refused(e.to_string()),
         })
     }
 
     /// Reloads a running listener (so it reads new certificate files); None if not running.
-    pub fn reload_if_running(&self, id: &ListenerId) -> Result<Option<String>, ListenerError> {
+    pub fn reload_if_running(&self, id: &ListenerId) -> Result<Option<Ran>, ListenerError> {
         let _g = lock(&self.ops);
         match self.running_pid(id) {
             Some(_) => self.reload_locked(id).map(Some),
@@ -409,7 +399,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         }
     }
 
-    fn start_locked(&self, id: &ListenerId, action: Action) -> Result<String, ListenerError> {
+    fn start_locked(&self, id: &ListenerId, action: Action) -> Result<Ran, ListenerError> {
         let p = self.paths(id);
         let checked = self.check_live(id).map_err(|e| match e {
             ListenerError::Invalid(out) => ListenerError::Failed(action, out),
@@ -421,10 +411,10 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         let pid = master.pid();
         self.remember_good(id);
         self.track(id.clone(), master);
-        Ok(format!(
-            "{}\nhaproxy daemon for {id} started (pid {pid})",
-            summary_line(&checked)
-        ))
+        Ok(Ran::Started {
+            pid,
+            check: summary_line(&checked).to_string(),
+        })
     }
 
     fn stop_locked(&self, id: &ListenerId) {
@@ -434,7 +424,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         }
     }
 
-    fn reload_locked(&self, id: &ListenerId) -> Result<String, ListenerError> {
+    fn reload_locked(&self, id: &ListenerId) -> Result<Ran, ListenerError> {
         let p = self.paths(id);
         let restore_last_good = || {
             if let Ok(good) = fs::read(self.lkg_path(id)) {
@@ -454,10 +444,10 @@ global\n    stats socket unix@{} mode 600 level admin\n",
             Ok(worker) => {
                 launcher::restore_servers(&p, &saved);
                 self.remember_good(id);
-                Ok(format!(
-                    "{}\nhaproxy daemon for {id} reloaded (new worker pid {worker})",
-                    summary_line(&checked)
-                ))
+                Ok(Ran::Reloaded {
+                    worker,
+                    check: summary_line(&checked).to_string(),
+                })
             }
             Err(out) => {
                 restore_last_good();
@@ -486,11 +476,11 @@ global\n    stats socket unix@{} mode 600 level admin\n",
     }
 
     /// Stops its HAProxy and removes every file of a listener: state, run dir, certificates.
-    /// Returns what stopping did.
-    pub fn delete(&self, id: &ListenerId) -> Result<String, ListenerError> {
+    /// Returns whether its HAProxy was running.
+    pub fn delete(&self, id: &ListenerId) -> Result<bool, ListenerError> {
         let _g = lock(&self.ops);
         if !self.exists(id) {
-            return Err(ListenerError::NotFound);
+            return Err(ListenerError::NotFound(id.clone()));
         }
         let stopped = self.stop_and_remove_state(id)?;
         self.certs.delete_all(id)?;
@@ -499,15 +489,15 @@ global\n    stats socket unix@{} mode 600 level admin\n",
 
     /// Stops its HAProxy and removes its config and state, keeping its certificates (the
     /// legacy `DELETE /instances/<id>/haproxy`).
-    pub fn delete_config(&self, id: &ListenerId) -> Result<String, ListenerError> {
+    pub fn delete_config(&self, id: &ListenerId) -> Result<bool, ListenerError> {
         let _g = lock(&self.ops);
         if !self.paths(id).cfg.exists() {
-            return Err(ListenerError::NotFound);
+            return Err(ListenerError::NotFound(id.clone()));
         }
         self.stop_and_remove_state(id)
     }
 
-    fn stop_and_remove_state(&self, id: &ListenerId) -> Result<String, ListenerError> {
+    fn stop_and_remove_state(&self, id: &ListenerId) -> Result<bool, ListenerError> {
         let mut was_running = self.running_pid(id).is_some();
         self.stop_locked(id);
         // An adopted or unknown master for this listener goes too.
@@ -517,11 +507,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
         }
         remove_tree(&self.dir(id))?;
         lock(&self.checked).remove(id);
-        Ok(if was_running {
-            format!("haproxy daemon for {id} stopped")
-        } else {
-            format!("haproxy daemon for {id} was not running")
-        })
+        Ok(was_running)
     }
 
     /// ACTIVE (running, socket answers), STOPPED (not meant to run), ERROR (meant to run, but
@@ -574,7 +560,7 @@ global\n    stats socket unix@{} mode 600 level admin\n",
                 continue;
             }
             match self.start_locked(&id, Action::Start) {
-                Ok(msg) => logs::info(&format!("listener {id}: {}", msg.replace('\n', "; "))),
+                Ok(ran) => logs::info(&format!("listener {id}: started at agent start: {ran:?}")),
                 // The supervisor tries again, with back-off.
                 Err(e) => logs::error(&format!("listener {id}: cannot start: {e:?}")),
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::api::{Ctx, Handler};
+use crate::api::{self, Ctx, Endpoint};
 use crate::config::Api;
 use crate::error::ApiError;
 use crate::framing::CONN_HEADER;
@@ -23,7 +23,7 @@ use crate::timefmt::Utc;
 
 pub struct App {
     pub ctx: Ctx,
-    pub router: Router<Handler>,
+    pub router: Router<Endpoint>,
     pub peers: Arc<PeerTable>,
 }
 
@@ -260,7 +260,7 @@ fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result
     if held() {
         return Err(ApiError::new(503, "Topology transition in progress"));
     }
-    (route.target)(&app.ctx, req, &params)
+    api::handle(&app.ctx, route.target, req, &params)
 }
 
 fn read_body(rq: &mut tiny_http::Request, max: u64) -> Result<Vec<u8>, ApiError> {

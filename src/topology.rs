@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::keepalived::{self, Keepalived};
+use crate::keepalived::Keepalived;
+use crate::process::Action;
 use crate::{logs, store, system};
 
 /// How long a transition waits for keepalived to hold its addresses.
@@ -156,8 +157,8 @@ impl TopologyState {
         let mut flag = Transition(self.changing.clone());
         let active = next.role == "ACTIVE";
         let work = match next.topology.as_str() {
-            "ACTIVE-STANDBY" if ka.has_config() => Some(keepalived::Action::Start),
-            "SINGLE" if ka.is_running() => Some(keepalived::Action::Stop),
+            "ACTIVE-STANDBY" if ka.has_config() => Some(Action::Start),
+            "SINGLE" if ka.is_running() => Some(Action::Stop),
             _ => None,
         };
         {
@@ -180,7 +181,7 @@ impl TopologyState {
                 match ka.act(action) {
                     Ok(what) => {
                         logs::info(&format!("topology change: {what}"));
-                        if action == keepalived::Action::Start && active {
+                        if action == Action::Start && active {
                             settle(&ka);
                         }
                     }

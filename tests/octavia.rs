@@ -134,6 +134,7 @@ fn conformance(version: &str) {
         "conformance with Octavia {version} failed"
     );
     assert!(!text.contains("FAIL "), "{text}");
+    assert!(!text.contains("SKIP "), "every step runs here: {text}");
     assert!(
         text.contains("PASS  B03 "),
         "the driver's listener update ran"

@@ -1,129 +1,157 @@
-//! Octavia amphora API v0.1 routes (spec/amphora-api-v0.1.rst), `/v0.1/...`. Status codes and
+//! Octavia amphora API v0.1 listener routes (spec/amphora-api-v0.1.rst), `/v0.1/listeners...`:
+//! the request parsed into an `Op`, the outcome rendered in the spec's words. Status codes and
 //! message texts are the spec's.
 
 use serde_json::json;
 
-use crate::api::{held, ApiRoute, Ctx, Reply, Request};
-use crate::certs::{self, CertError};
+use crate::api::ops::{CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck};
+use crate::api::{held, words, ApiRoute, Endpoint, Reply};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
-use crate::listeners::{Action, ListenerError};
 use crate::names::{CertName, ListenerId};
+use crate::process::Action;
+
+const INVALID: &str = "Invalid request";
+const VALID: &str = "Configuration file is valid";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    PutCert,
+    GetCert,
+    DeleteCert,
+    Upload,
+    GetConfig,
+    Act,
+    List,
+    Get,
+    Delete,
+}
 
 pub fn routes() -> Vec<ApiRoute> {
+    let r = |method, pattern, key| held(method, pattern, Endpoint::Amphora(key));
+    const CERT: &str = "/v0.1/listeners/{listener}/certificates/{filename}";
     vec![
         // Before the upload route: both have five segments.
-        held(
-            Method::Put,
-            "/v0.1/listeners/{listener}/certificates/{filename}",
-            put_certificate,
-        ),
-        held(
-            Method::Get,
-            "/v0.1/listeners/{listener}/certificates/{filename}",
-            get_certificate,
-        ),
-        held(
-            Method::Delete,
-            "/v0.1/listeners/{listener}/certificates/{filename}",
-            delete_certificate,
-        ),
-        held(
+        r(Method::Put, CERT, Key::PutCert),
+        r(Method::Get, CERT, Key::GetCert),
+        r(Method::Delete, CERT, Key::DeleteCert),
+        r(
             Method::Put,
             "/v0.1/listeners/{amphora_id}/{listener}/haproxy",
-            upload_config,
+            Key::Upload,
         ),
-        held(
+        r(
             Method::Get,
             "/v0.1/listeners/{listener}/haproxy",
-            get_config,
+            Key::GetConfig,
         ),
-        held(Method::Put, "/v0.1/listeners/{listener}/{action}", act),
-        held(Method::Get, "/v0.1/listeners", list_listeners),
-        held(Method::Get, "/v0.1/listeners/{listener}", get_listener),
-        held(
-            Method::Delete,
-            "/v0.1/listeners/{listener}",
-            delete_listener,
-        ),
+        r(Method::Put, "/v0.1/listeners/{listener}/{action}", Key::Act),
+        r(Method::Get, "/v0.1/listeners", Key::List),
+        r(Method::Get, "/v0.1/listeners/{listener}", Key::Get),
+        r(Method::Delete, "/v0.1/listeners/{listener}", Key::Delete),
     ]
 }
 
-fn ok(status: u16) -> Reply {
-    Reply::json(status, &json!({ "message": "OK" }))
-}
-
-fn invalid(details: impl Into<String>) -> ApiError {
-    ApiError::new(400, "Invalid request").with_details(details)
-}
-
-fn listener_not_found(id: &str) -> ApiError {
-    ApiError::new(404, "Listener Not Found").with_details(format!("No listener with UUID: {id}"))
-}
-
-fn internal(e: std::io::Error) -> ApiError {
-    ApiError::internal(e.to_string())
-}
-
-/// The listener id from the path; must name an existing listener unless `may_be_new`.
-/// An id that is not valid names no listener: 404, except for an upload, which would create
-/// one (400).
-fn listener(ctx: &Ctx, p: &Params, may_be_new: bool) -> Result<ListenerId, ApiError> {
-    let raw = p.get("listener")?;
-    let id = ListenerId::parse(raw).map_err(|_| {
-        if may_be_new {
-            invalid(format!("Invalid listener id: {raw}"))
-        } else {
-            listener_not_found(raw)
+pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
+    Ok(match key {
+        Key::PutCert => {
+            let name = cert_name(p)?;
+            Op::PutCert(CertPut {
+                id: listener(p)?,
+                name,
+                pem: body,
+                need: Need::Listener,
+                check: PemCheck::Bundle,
+                apply: CertApply::Live,
+            })
         }
-    })?;
-    if !may_be_new && !ctx.listeners.exists(&id) {
-        return Err(listener_not_found(raw));
-    }
-    Ok(id)
+        Key::GetCert => {
+            let name = cert_name(p)?;
+            Op::CertSum {
+                id: listener(p)?,
+                name,
+                need: Need::Listener,
+            }
+        }
+        Key::DeleteCert => {
+            let name = cert_name(p)?;
+            Op::DeleteCert {
+                id: listener(p)?,
+                name,
+                need: Need::Listener,
+            }
+        }
+        Key::Upload => {
+            let raw = p.get("listener")?;
+            let id = ListenerId::parse(raw).map_err(|_| {
+                ApiError::new(400, INVALID).with_details(format!("Invalid listener id: {raw}"))
+            })?;
+            Op::Upload { id, config: body }
+        }
+        Key::GetConfig => Op::Config(listener(p)?),
+        Key::Act => {
+            let action = action_word(p.get("action")?)?;
+            Op::Act {
+                id: listener(p)?,
+                action,
+            }
+        }
+        Key::List => Op::Listeners,
+        Key::Get => Op::Listener(listener(p)?),
+        Key::Delete => Op::Delete {
+            id: listener(p)?,
+            need: Need::Listener,
+        },
+    })
+}
+
+pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
+    let ok = |status| Reply::json(status, &json!({ "message": "OK" }));
+    let details =
+        |status, d: String| Reply::json(status, &json!({ "message": "OK", "details": d }));
+    Ok(
+        match r.map_err(|e| words::amphora_error(e, listener_not_found))? {
+            Outcome::Summaries(all) => Reply::json(200, &json!(all)),
+            Outcome::Listener { summary, pools } => {
+                let mut v = json!(summary);
+                v["pools"] = json!(pools);
+                Reply::json(200, &v)
+            }
+            Outcome::Config(bytes) => Reply::bytes(200, bytes),
+            Outcome::Uploaded { .. } => details(201, VALID.to_string()),
+            Outcome::Ran { id, ran } => details(202, words::ran(&id, &ran)),
+            Outcome::Deleted { .. } | Outcome::Done => ok(200),
+            Outcome::CertStored { id, applied, .. } => match words::applied(&id, &applied) {
+                Some(d) => details(201, d),
+                None => ok(201),
+            },
+            Outcome::CertSum(sum) => Reply::json(200, &json!({ "md5sum": sum })),
+            other => return Err(words::unexpected(&other)),
+        },
+    )
+}
+
+fn listener_not_found(id: &ListenerId) -> ApiError {
+    not_found(id.as_str())
+}
+
+fn not_found(raw: &str) -> ApiError {
+    ApiError::new(404, "Listener Not Found").with_details(format!("No listener with UUID: {raw}"))
+}
+
+/// The listener id from the path. An id that is not valid names no listener: 404.
+fn listener(p: &Params) -> Result<ListenerId, ApiError> {
+    let raw = p.get("listener")?;
+    ListenerId::parse(raw).map_err(|_| not_found(raw))
 }
 
 fn cert_name(p: &Params) -> Result<CertName, ApiError> {
     let raw = p.get("filename")?;
     CertName::parse(raw).map_err(|_| {
-        invalid(format!(
+        ApiError::new(400, INVALID).with_details(format!(
             "Invalid certificate file name: {raw:?} (letters, digits, '_', '.', '-', ending in .pem)"
         ))
     })
-}
-
-impl From<ListenerError> for ApiError {
-    fn from(e: ListenerError) -> Self {
-        match e {
-            ListenerError::NotFound => ApiError::new(404, "Listener Not Found"),
-            ListenerError::Invalid(out) => invalid(out),
-            ListenerError::Unavailable(why) => {
-                ApiError::new(503, "HAProxy unavailable").with_details(why)
-            }
-            ListenerError::Failed(action, out) => {
-                ApiError::new(500, format!("Error {} haproxy", action.gerund())).with_details(out)
-            }
-            ListenerError::Io(e) => internal(e),
-        }
-    }
-}
-
-/// The spec's 400s for a PEM bundle, with the key's problem as details when there is one.
-impl From<CertError> for ApiError {
-    fn from(e: CertError) -> Self {
-        let err = ApiError::new(400, e.message());
-        match e {
-            CertError::NoKey(Some(why)) => err.with_details(why),
-            _ => err,
-        }
-    }
-}
-
-/// `PUT /v0.1/listeners/<id>/<start|stop|reload>`; the action word is checked first.
-fn act(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let action = action_word(p.get("action")?)?;
-    let id = listener(ctx, p, false)?;
-    act_on(ctx, &id, action, listener_not_found)
 }
 
 /// An action route's word (start, stop, reload), checked before anything else.
@@ -133,108 +161,156 @@ pub(super) fn action_word(word: &str) -> Result<Action, ApiError> {
     })
 }
 
-/// Runs `action`: 202 with what happened; `not_found` says the id names nothing.
-pub(super) fn act_on(
-    ctx: &Ctx,
-    id: &ListenerId,
-    action: Action,
-    not_found: fn(&str) -> ApiError,
-) -> Result<Reply, ApiError> {
-    match ctx.listeners.act(id, action) {
-        Ok(details) => Ok(Reply::json(
-            202,
-            &json!({ "message": "OK", "details": details }),
-        )),
-        Err(ListenerError::NotFound) => Err(not_found(id.as_str())),
-        Err(e) => Err(e.into()),
+#[cfg(test)]
+mod tests {
+    use crate::api::ops::{CertApply, CertPut, Need, Op, PemCheck};
+    use crate::api::{parse_request as parse, refusal};
+    use crate::names::{CertName, ListenerId};
+    use crate::process::Action;
+
+    fn id() -> ListenerId {
+        ListenerId::parse("l1").unwrap()
     }
-}
 
-fn list_listeners(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let ids = ctx.listeners.list_ids().map_err(internal)?;
-    let all: Vec<_> = ids.iter().map(|id| ctx.listeners.summary(id)).collect();
-    Ok(Reply::json(200, &json!(all)))
-}
-
-fn get_listener(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = listener(ctx, p, false)?;
-    let mut v = json!(ctx.listeners.summary(&id));
-    v["pools"] = json!(ctx.listeners.pools(&id));
-    Ok(Reply::json(200, &v))
-}
-
-fn upload_config(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = listener(ctx, p, true)?;
-    ctx.listeners.upload(&id, &req.body)?;
-    Ok(Reply::json(
-        201,
-        &json!({ "message": "OK", "details": "Configuration file is valid" }),
-    ))
-}
-
-fn get_config(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = listener(ctx, p, false)?;
-    match ctx.listeners.config(&id) {
-        Ok(bytes) => Ok(Reply {
-            body: bytes,
-            ..Reply::text(200, "")
-        }),
-        Err(ListenerError::NotFound) => Err(listener_not_found(id.as_str())),
-        Err(e) => Err(e.into()),
+    fn cert() -> CertName {
+        CertName::parse("c.pem").unwrap()
     }
-}
 
-fn delete_listener(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = listener(ctx, p, false)?;
-    match ctx.listeners.delete(&id) {
-        Ok(_) => Ok(ok(200)),
-        Err(ListenerError::NotFound) => Err(listener_not_found(id.as_str())),
-        Err(e) => Err(e.into()),
+    #[test]
+    fn every_route_parses() {
+        let cases = [
+            ("GET", "/v0.1/listeners", "", Op::Listeners),
+            ("GET", "/v0.1/listeners/l1", "", Op::Listener(id())),
+            (
+                "DELETE",
+                "/v0.1/listeners/l1",
+                "",
+                Op::Delete {
+                    id: id(),
+                    need: Need::Listener,
+                },
+            ),
+            (
+                "PUT",
+                "/v0.1/listeners/amp/l1/haproxy",
+                "cfg",
+                Op::Upload {
+                    id: id(),
+                    config: b"cfg".to_vec(),
+                },
+            ),
+            ("GET", "/v0.1/listeners/l1/haproxy", "", Op::Config(id())),
+            (
+                "PUT",
+                "/v0.1/listeners/l1/reload",
+                "",
+                Op::Act {
+                    id: id(),
+                    action: Action::Reload,
+                },
+            ),
+            (
+                "PUT",
+                "/v0.1/listeners/l1/certificates/c.pem",
+                "pem",
+                Op::PutCert(CertPut {
+                    id: id(),
+                    name: cert(),
+                    pem: b"pem".to_vec(),
+                    need: Need::Listener,
+                    check: PemCheck::Bundle,
+                    apply: CertApply::Live,
+                }),
+            ),
+            (
+                "GET",
+                "/v0.1/listeners/l1/certificates/c.pem",
+                "",
+                Op::CertSum {
+                    id: id(),
+                    name: cert(),
+                    need: Need::Listener,
+                },
+            ),
+            (
+                "DELETE",
+                "/v0.1/listeners/l1/certificates/c.pem",
+                "",
+                Op::DeleteCert {
+                    id: id(),
+                    name: cert(),
+                    need: Need::Listener,
+                },
+            ),
+        ];
+        for (method, path, body, op) in cases {
+            assert_eq!(parse(method, path, body).unwrap(), op, "{method} {path}");
+        }
     }
-}
 
-fn put_certificate(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let name = cert_name(p)?;
-    let id = listener(ctx, p, false)?;
-    certs::validate(&req.body)?;
-    let file = ctx
-        .listeners
-        .locked(|certs| certs.put(&id, &name, &req.body))
-        .map_err(internal)?;
-    Ok(match ctx.listeners.apply_cert_live(&id, &file, &req.body) {
-        Some(details) => Reply::json(201, &json!({ "message": "OK", "details": details })),
-        None => ok(201),
-    })
-}
-
-fn cert_not_found(name: &CertName) -> ApiError {
-    ApiError::new(404, "Certificate Not Found")
-        .with_details(format!("No certificate with file name: {name}"))
-}
-
-fn get_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let name = cert_name(p)?;
-    let id = listener(ctx, p, false)?;
-    match ctx
-        .listeners
-        .locked(|certs| certs.md5(&id, &name))
-        .map_err(internal)?
-    {
-        Some(sum) => Ok(Reply::json(200, &json!({ "md5sum": sum }))),
-        None => Err(cert_not_found(&name)),
-    }
-}
-
-fn delete_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let name = cert_name(p)?;
-    let id = listener(ctx, p, false)?;
-    if ctx
-        .listeners
-        .locked(|certs| certs.delete(&id, &name))
-        .map_err(internal)?
-    {
-        Ok(ok(200))
-    } else {
-        Err(cert_not_found(&name))
+    #[test]
+    fn bad_words_ids_and_names_are_refused_first() {
+        let nf = |id: &str| {
+            (
+                404,
+                "Listener Not Found".to_string(),
+                Some(format!("No listener with UUID: {id}")),
+            )
+        };
+        let bad_cert = (
+            400,
+            "Invalid request".to_string(),
+            Some(
+                "Invalid certificate file name: \"c.txt\" (letters, digits, '_', '.', '-', \
+                 ending in .pem)"
+                    .to_string(),
+            ),
+        );
+        let cases = [
+            (
+                "PUT",
+                "/v0.1/listeners/a.b/jump",
+                (
+                    400,
+                    "Invalid Request".to_string(),
+                    Some("Unknown action: jump".to_string()),
+                ),
+            ),
+            ("PUT", "/v0.1/listeners/a.b/start", nf("a.b")),
+            ("GET", "/v0.1/listeners/a.b", nf("a.b")),
+            ("DELETE", "/v0.1/listeners/a.b", nf("a.b")),
+            ("GET", "/v0.1/listeners/a.b/haproxy", nf("a.b")),
+            (
+                "PUT",
+                "/v0.1/listeners/amp/a.b/haproxy",
+                (
+                    400,
+                    "Invalid request".to_string(),
+                    Some("Invalid listener id: a.b".to_string()),
+                ),
+            ),
+            ("PUT", "/v0.1/listeners/a.b/certificates/c.pem", nf("a.b")),
+            ("GET", "/v0.1/listeners/a.b/certificates/c.pem", nf("a.b")),
+            (
+                "DELETE",
+                "/v0.1/listeners/a.b/certificates/c.pem",
+                nf("a.b"),
+            ),
+            // The file name before the listener.
+            (
+                "PUT",
+                "/v0.1/listeners/a.b/certificates/c.txt",
+                bad_cert.clone(),
+            ),
+            (
+                "GET",
+                "/v0.1/listeners/l1/certificates/c.txt",
+                bad_cert.clone(),
+            ),
+            ("DELETE", "/v0.1/listeners/l1/certificates/c.txt", bad_cert),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(refusal(parse(method, path, "")), want, "{method} {path}");
+        }
     }
 }

@@ -6,82 +6,180 @@
 
 use serde_json::{json, Value};
 
-use crate::api::{amphora, held, host, ApiRoute, Ctx, Reply, Request};
-use crate::certs::{self, CertError};
+use crate::api::ops::{self, CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck};
+use crate::api::{amphora, held, host, words, ApiRoute, Ctx, Endpoint, Reply, Request};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
-use crate::listeners::{ListenerError, Status};
 use crate::names::{CertName, ListenerId};
-use crate::pools;
-use crate::store;
 
 const API_VERSION: &str = "1.0";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Version,
+    Listeners,
+    DeleteLb,
+    PutCert,
+    GetCert,
+    DeleteCert,
+    Upload,
+    GetConfig,
+    Act,
+    AgentConfig,
+}
+
 pub fn routes() -> Vec<ApiRoute> {
+    let r = |method, pattern, key| held(method, pattern, Endpoint::Amphora10(key));
+    let h = |method, pattern, handler| held(method, pattern, Endpoint::Handler(handler));
+    const CERT: &str = "/1.0/loadbalancer/{lb}/certificates/{filename}";
     vec![
-        held(Method::Get, "/", version),
-        held(Method::Get, "//", version),
-        held(Method::Get, "/1.0/info", info),
-        held(Method::Get, "/1.0/details", details),
-        held(Method::Get, "/1.0/listeners", list_listeners),
-        held(Method::Delete, "/1.0/listeners/{lb}", delete_lb),
+        r(Method::Get, "/", Key::Version),
+        r(Method::Get, "//", Key::Version),
+        h(Method::Get, "/1.0/info", info),
+        h(Method::Get, "/1.0/details", details),
+        r(Method::Get, "/1.0/listeners", Key::Listeners),
+        r(Method::Delete, "/1.0/listeners/{lb}", Key::DeleteLb),
         // Before the upload route: both have five segments.
-        held(
-            Method::Put,
-            "/1.0/loadbalancer/{lb}/certificates/{filename}",
-            put_cert,
-        ),
-        held(
-            Method::Get,
-            "/1.0/loadbalancer/{lb}/certificates/{filename}",
-            get_cert,
-        ),
-        held(
-            Method::Delete,
-            "/1.0/loadbalancer/{lb}/certificates/{filename}",
-            delete_cert,
-        ),
-        held(
+        r(Method::Put, CERT, Key::PutCert),
+        r(Method::Get, CERT, Key::GetCert),
+        r(Method::Delete, CERT, Key::DeleteCert),
+        r(
             Method::Put,
             "/1.0/loadbalancer/{amphora_id}/{lb}/haproxy",
-            upload_config,
+            Key::Upload,
         ),
-        held(Method::Get, "/1.0/loadbalancer/{lb}/haproxy", get_config),
-        held(Method::Put, "/1.0/loadbalancer/{lb}/{action}", act),
-        held(Method::Post, "/1.0/plug/vip/{ip}", host::plug_vip),
-        held(Method::Post, "/1.0/plug/network", host::plug_network),
-        held(
+        r(
+            Method::Get,
+            "/1.0/loadbalancer/{lb}/haproxy",
+            Key::GetConfig,
+        ),
+        r(Method::Put, "/1.0/loadbalancer/{lb}/{action}", Key::Act),
+        h(Method::Post, "/1.0/plug/vip/{ip}", host::plug_vip),
+        h(Method::Post, "/1.0/plug/network", host::plug_network),
+        h(
             Method::Put,
             "/1.0/certificate",
             host::put_server_certificate,
         ),
-        held(Method::Put, "/1.0/vrrp/upload", host::vrrp_upload),
-        held(Method::Put, "/1.0/vrrp/{action}", host::vrrp_action),
-        held(Method::Get, "/1.0/interface/{ip}", host::interface),
-        held(Method::Put, "/1.0/config", put_agent_config),
+        h(Method::Put, "/1.0/vrrp/upload", host::vrrp_upload),
+        h(Method::Put, "/1.0/vrrp/{action}", host::vrrp_action),
+        h(Method::Get, "/1.0/interface/{ip}", host::interface),
+        r(Method::Put, "/1.0/config", Key::AgentConfig),
     ]
 }
 
-fn ok(status: u16) -> Reply {
-    Reply::json(status, &json!({ "message": "OK" }))
+pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
+    Ok(match key {
+        Key::Version => Op::Nothing,
+        Key::Listeners => Op::Frontends,
+        Key::DeleteLb => Op::Delete {
+            id: lb_id(p)?,
+            need: Need::Nothing,
+        },
+        Key::PutCert => {
+            let name = cert_name(p)?;
+            Op::PutCert(CertPut {
+                id: lb_id(p)?,
+                name,
+                pem: body,
+                need: Need::Nothing,
+                check: PemCheck::KeyIfPresent,
+                apply: CertApply::Live,
+            })
+        }
+        Key::GetCert => {
+            let name = cert_name(p)?;
+            Op::CertSum {
+                id: lb_id(p)?,
+                name,
+                need: Need::Nothing,
+            }
+        }
+        Key::DeleteCert => {
+            let name = cert_name(p)?;
+            Op::DeleteCert {
+                id: lb_id(p)?,
+                name,
+                need: Need::Nothing,
+            }
+        }
+        Key::Upload => Op::Upload {
+            id: lb_id(p)?,
+            config: body,
+        },
+        Key::GetConfig => Op::Config(existing_lb(p)?),
+        // The action word first, in any case.
+        Key::Act => {
+            let action = amphora::action_word(&p.get("action")?.to_ascii_lowercase())?;
+            Op::Act {
+                id: existing_lb(p)?,
+                action,
+            }
+        }
+        Key::AgentConfig => Op::StoreAgentConfig(body),
+    })
 }
 
-fn lb_not_found(id: &str) -> ApiError {
+pub fn render(key: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
+    let ok = |status| Reply::json(status, &json!({ "message": "OK" }));
+    let outcome = match (key, r) {
+        (_, Ok(outcome)) => outcome,
+        // Already gone is gone: Octavia's controller retries deletes.
+        (Key::DeleteCert, Err(DomainError::CertNotFound(_))) => return Ok(ok(200)),
+        (_, Err(DomainError::CertNotFound(name))) => {
+            return Err(ApiError::new(404, "Certificate Not Found")
+                .with_details(format!("No certificate with filename: {name}")))
+        }
+        (Key::AgentConfig, Err(DomainError::Io(e))) => {
+            return Err(
+                ApiError::new(500, "Unable to update amphora-agent configuration.")
+                    .with_details(e.to_string()),
+            )
+        }
+        (_, Err(e)) => return Err(words::amphora_error(e, lb_not_found)),
+    };
+    Ok(match (key, outcome) {
+        (Key::Version, _) => Reply::json(200, &json!({ "api_version": API_VERSION })),
+        (_, Outcome::Frontends(all)) => {
+            // Octavia's agent always says ACTIVE; this one says whether its HAProxy runs.
+            let all: Vec<Value> = all
+                .into_iter()
+                .map(|f| json!({ "status": f.status, "uuid": f.name, "type": f.kind }))
+                .collect();
+            Reply::json(200, &json!(all))
+        }
+        (_, Outcome::Uploaded { md5 }) => ok(202).with_header("ETag", md5),
+        (_, Outcome::CertStored { md5, .. }) => ok(200).with_header("ETag", md5),
+        (_, Outcome::CertSum(sum)) => {
+            Reply::json(200, &json!({ "md5sum": sum })).with_header("ETag", sum)
+        }
+        (_, Outcome::Config(bytes)) => {
+            let etag = crate::certs::md5_hex(&bytes);
+            Reply::bytes(200, bytes).with_header("ETag", etag)
+        }
+        (_, Outcome::Ran { id, ran }) => Reply::json(
+            202,
+            &json!({ "message": "OK", "details": words::ran(&id, &ran) }),
+        ),
+        (Key::AgentConfig, Outcome::Done) => ok(202),
+        (_, Outcome::Deleted { .. } | Outcome::Done) => ok(200),
+        (_, other) => return Err(words::unexpected(&other)),
+    })
+}
+
+fn lb_not_found(id: &ListenerId) -> ApiError {
+    not_found(id.as_str())
+}
+
+fn not_found(raw: &str) -> ApiError {
     ApiError::new(404, "Loadbalancer Not Found")
-        .with_details(format!("No loadbalancer with UUID: {id}"))
+        .with_details(format!("No loadbalancer with UUID: {raw}"))
 }
 
-fn internal(e: std::io::Error) -> ApiError {
-    ApiError::internal(e.to_string())
-}
-
-/// The load balancer id from the path, which must name a load balancer with a config.
-fn existing_lb(ctx: &Ctx, p: &Params) -> Result<ListenerId, ApiError> {
+/// The load balancer id from the path; one that is not valid names none (404).
+fn existing_lb(p: &Params) -> Result<ListenerId, ApiError> {
     let raw = p.get("lb")?;
-    match ListenerId::parse(raw) {
-        Ok(id) if ctx.listeners.exists(&id) => Ok(id),
-        _ => Err(lb_not_found(raw)),
-    }
+    ListenerId::parse(raw).map_err(|_| not_found(raw))
 }
 
 fn lb_id(p: &Params) -> Result<ListenerId, ApiError> {
@@ -96,10 +194,6 @@ fn cert_name(p: &Params) -> Result<CertName, ApiError> {
     CertName::parse(p.get("filename")?).map_err(|_| ApiError::new(400, "Filename has wrong format"))
 }
 
-fn version(_: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    Ok(Reply::json(200, &json!({ "api_version": API_VERSION })))
-}
-
 fn info(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
     Ok(Reply::json(
         200,
@@ -107,25 +201,15 @@ fn info(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
     ))
 }
 
-/// The frontends of every load balancer's config: API 1.0's listeners.
-fn frontends(ctx: &Ctx) -> Result<Vec<(ListenerId, String, pools::ListenerType)>, ApiError> {
-    let mut all = Vec::new();
-    for id in ctx.listeners.list_ids().map_err(internal)? {
-        let Ok(cfg) = ctx.listeners.config(&id) else {
-            continue;
-        };
-        for (name, kind) in pools::frontends(&String::from_utf8_lossy(&cfg)) {
-            all.push((id.clone(), name, kind));
-        }
-    }
-    Ok(all)
-}
-
 /// v0.1's details, plus what Octavia's controller reads from 1.0's: `cpu_count` and
 /// `active_tuned_profiles` (it tunes HAProxy's threads by them); listeners are frontends.
 fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
     let mut d = host::details_of(ctx, API_VERSION)?;
-    let mut listeners: Vec<String> = frontends(ctx)?.into_iter().map(|(_, n, _)| n).collect();
+    let mut listeners: Vec<String> = ops::frontends(ctx)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
     listeners.sort();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let tuned = std::fs::read_to_string("/etc/tuned/active_profile").unwrap_or_default();
@@ -136,121 +220,154 @@ fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
     Ok(Reply::json(200, &Value::Object(d)))
 }
 
-/// Each frontend with its load balancer's status (Octavia's agent always says ACTIVE; this
-/// one says whether the HAProxy serving it runs).
-fn list_listeners(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let all: Vec<Value> = frontends(ctx)?
-        .into_iter()
-        .map(|(id, name, kind)| {
-            let status: Status = ctx.listeners.status(&id);
-            json!({ "status": status, "uuid": name, "type": kind })
-        })
-        .collect();
-    Ok(Reply::json(200, &json!(all)))
-}
+#[cfg(test)]
+mod tests {
+    use crate::api::ops::{CertApply, CertPut, Need, Op, PemCheck};
+    use crate::api::{parse_request as parse, refusal};
+    use crate::names::{CertName, ListenerId};
+    use crate::process::Action;
 
-/// Stops and removes a load balancer with its certificates; one that does not exist is
-/// already gone (200, as Octavia's agent answers: its controller retries deletes). An id that
-/// could name none is a bad request.
-fn delete_lb(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = lb_id(p)?;
-    match ctx.listeners.delete(&id) {
-        Ok(_) => Ok(ok(200)),
-        // Certificates may have come before any config.
-        Err(ListenerError::NotFound) => {
-            ctx.listeners
-                .locked(|certs| certs.delete_all(&id))
-                .map_err(internal)?;
-            Ok(ok(200))
+    fn lb() -> ListenerId {
+        ListenerId::parse("lb1").unwrap()
+    }
+
+    fn cert() -> CertName {
+        CertName::parse("c.pem").unwrap()
+    }
+
+    #[test]
+    fn every_route_parses() {
+        let cases = [
+            ("GET", "/", "", Op::Nothing),
+            ("GET", "//", "", Op::Nothing),
+            ("GET", "/1.0/listeners", "", Op::Frontends),
+            (
+                "DELETE",
+                "/1.0/listeners/lb1",
+                "",
+                Op::Delete {
+                    id: lb(),
+                    need: Need::Nothing,
+                },
+            ),
+            (
+                "PUT",
+                "/1.0/loadbalancer/amp/lb1/haproxy",
+                "cfg",
+                Op::Upload {
+                    id: lb(),
+                    config: b"cfg".to_vec(),
+                },
+            ),
+            ("GET", "/1.0/loadbalancer/lb1/haproxy", "", Op::Config(lb())),
+            (
+                "PUT",
+                "/1.0/loadbalancer/lb1/START",
+                "",
+                Op::Act {
+                    id: lb(),
+                    action: Action::Start,
+                },
+            ),
+            (
+                "PUT",
+                "/1.0/loadbalancer/lb1/certificates/c.pem",
+                "ca",
+                Op::PutCert(CertPut {
+                    id: lb(),
+                    name: cert(),
+                    pem: b"ca".to_vec(),
+                    need: Need::Nothing,
+                    check: PemCheck::KeyIfPresent,
+                    apply: CertApply::Live,
+                }),
+            ),
+            (
+                "GET",
+                "/1.0/loadbalancer/lb1/certificates/c.pem",
+                "",
+                Op::CertSum {
+                    id: lb(),
+                    name: cert(),
+                    need: Need::Nothing,
+                },
+            ),
+            (
+                "DELETE",
+                "/1.0/loadbalancer/lb1/certificates/c.pem",
+                "",
+                Op::DeleteCert {
+                    id: lb(),
+                    name: cert(),
+                    need: Need::Nothing,
+                },
+            ),
+            (
+                "PUT",
+                "/1.0/config",
+                "[health_manager]",
+                Op::StoreAgentConfig(b"[health_manager]".to_vec()),
+            ),
+        ];
+        for (method, path, body, op) in cases {
+            assert_eq!(parse(method, path, body).unwrap(), op, "{method} {path}");
         }
-        Err(e) => Err(e.into()),
     }
-}
 
-/// Checks and stores a load balancer's config (it runs on the next start or reload, which
-/// Octavia's controller always sends next).
-fn upload_config(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = lb_id(p)?;
-    ctx.listeners.upload(&id, &req.body)?;
-    Ok(ok(202).with_etag(&req.body))
-}
-
-fn get_config(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = existing_lb(ctx, p)?;
-    match ctx.listeners.config(&id) {
-        Ok(bytes) => Ok(Reply {
-            body: bytes.clone(),
-            ..Reply::text(200, "")
+    #[test]
+    fn bad_words_ids_and_names_are_refused_first() {
+        let s = |t: &str| t.to_string();
+        let nf = (
+            404,
+            s("Loadbalancer Not Found"),
+            Some(s("No loadbalancer with UUID: a.b")),
+        );
+        let bad_id = (
+            400,
+            s("Invalid request"),
+            Some(s("Invalid load balancer id: a.b")),
+        );
+        let bad_name = (400, s("Filename has wrong format"), None);
+        let cases = [
+            (
+                "PUT",
+                "/1.0/loadbalancer/a.b/Jump",
+                (400, s("Invalid Request"), Some(s("Unknown action: jump"))),
+            ),
+            ("PUT", "/1.0/loadbalancer/a.b/stop", nf.clone()),
+            ("GET", "/1.0/loadbalancer/a.b/haproxy", nf),
+            ("PUT", "/1.0/loadbalancer/amp/a.b/haproxy", bad_id.clone()),
+            ("DELETE", "/1.0/listeners/a.b", bad_id.clone()),
+            (
+                "PUT",
+                "/1.0/loadbalancer/a.b/certificates/c.pem",
+                bad_id.clone(),
+            ),
+            (
+                "GET",
+                "/1.0/loadbalancer/a.b/certificates/c.pem",
+                bad_id.clone(),
+            ),
+            ("DELETE", "/1.0/loadbalancer/a.b/certificates/c.pem", bad_id),
+            // The file name before the load balancer.
+            (
+                "PUT",
+                "/1.0/loadbalancer/a.b/certificates/c.txt",
+                bad_name.clone(),
+            ),
+            (
+                "GET",
+                "/1.0/loadbalancer/lb1/certificates/c.txt",
+                bad_name.clone(),
+            ),
+            (
+                "DELETE",
+                "/1.0/loadbalancer/lb1/certificates/c.txt",
+                bad_name,
+            ),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(refusal(parse(method, path, "")), want, "{method} {path}");
         }
-        .with_etag(&bytes)),
-        Err(ListenerError::NotFound) => Err(lb_not_found(id.as_str())),
-        Err(e) => Err(e.into()),
     }
-}
-
-/// start / stop / reload (a reload of a stopped load balancer starts it); the action word
-/// is checked first, in any case.
-fn act(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let action = amphora::action_word(&p.get("action")?.to_ascii_lowercase())?;
-    let id = existing_lb(ctx, p)?;
-    amphora::act_on(ctx, &id, action, lb_not_found)
-}
-
-/// Stores a file for a load balancer's TLS: a key with its certificate chain (checked to
-/// match), or what goes with them: CA bundles, CRLs, crt-lists. The load balancer need not
-/// exist yet: Octavia's controller uploads certificates before the config that names them.
-fn put_cert(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let name = cert_name(p)?;
-    let id = lb_id(p)?;
-    if String::from_utf8_lossy(&req.body).contains("PRIVATE KEY-----") {
-        certs::validate(&req.body).map_err(|e: CertError| ApiError::from(e))?;
-    }
-    let file = ctx
-        .listeners
-        .locked(|certs| certs.put(&id, &name, &req.body))
-        .map_err(internal)?;
-    if ctx.listeners.exists(&id) {
-        ctx.listeners.apply_cert_live(&id, &file, &req.body);
-    }
-    Ok(ok(200).with_etag(&req.body))
-}
-
-fn get_cert(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let name = cert_name(p)?;
-    let id = lb_id(p)?;
-    match ctx
-        .listeners
-        .locked(|certs| certs.md5(&id, &name))
-        .map_err(internal)?
-    {
-        Some(sum) => {
-            let mut r = Reply::json(200, &json!({ "md5sum": sum }));
-            r.headers.push(("ETag", sum));
-            Ok(r)
-        }
-        None => Err(ApiError::new(404, "Certificate Not Found")
-            .with_details(format!("No certificate with filename: {name}"))),
-    }
-}
-
-/// Removes a file; one that is not there is already gone (200).
-fn delete_cert(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let name = cert_name(p)?;
-    let id = lb_id(p)?;
-    ctx.listeners
-        .locked(|certs| certs.delete(&id, &name))
-        .map_err(internal)?;
-    Ok(ok(200))
-}
-
-/// Octavia pushes its agent's own config file (heartbeat targets and key). This agent sends
-/// no heartbeats; it keeps the file (0600: it holds the heartbeat key) in its state
-/// directory, so what the controller sent can be inspected and used by an operator.
-fn put_agent_config(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let path = ctx.config.state_dir.join("amphora-agent.conf");
-    store::write_atomic(&path, &req.body, 0o600).map_err(|e| {
-        ApiError::new(500, "Unable to update amphora-agent configuration.")
-            .with_details(e.to_string())
-    })?;
-    Ok(ok(202))
 }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::api::{free, ApiRoute, Ctx, Reply, Request};
+use crate::api::{free, ApiRoute, Ctx, Endpoint, Reply, Request};
 use crate::devices::{DeviceError, Fields, Registry};
 use crate::error::ApiError;
 use crate::http::{percent_decode, Method, Params};
@@ -13,13 +13,17 @@ const MAX_LIMIT: usize = 1000;
 
 pub fn routes() -> Vec<ApiRoute> {
     vec![
-        free(Method::Get, "/v1/devices", list),
-        free(Method::Post, "/v1/devices", create),
+        free(Method::Get, "/v1/devices", Endpoint::Handler(list)),
+        free(Method::Post, "/v1/devices", Endpoint::Handler(create)),
         // Before `{id}`, which would take "usage" for an id.
-        free(Method::Get, "/v1/devices/usage", usage),
-        free(Method::Get, "/v1/devices/{id}", get),
-        free(Method::Put, "/v1/devices/{id}", update),
-        free(Method::Delete, "/v1/devices/{id}", delete),
+        free(Method::Get, "/v1/devices/usage", Endpoint::Handler(usage)),
+        free(Method::Get, "/v1/devices/{id}", Endpoint::Handler(get)),
+        free(Method::Put, "/v1/devices/{id}", Endpoint::Handler(update)),
+        free(
+            Method::Delete,
+            "/v1/devices/{id}",
+            Endpoint::Handler(delete),
+        ),
     ]
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::api::{free, ApiRoute, Ctx, Reply, Request};
+use crate::api::{free, ApiRoute, Ctx, Endpoint, Reply, Request};
 use crate::error::ApiError;
 use crate::hapi::{self, Action, NodeStatus};
 use crate::haproxy::HaproxyError;
@@ -10,12 +10,20 @@ use crate::http::{Method, Params};
 
 pub fn routes() -> Vec<ApiRoute> {
     vec![
-        free(Method::Get, "/loadBalancer/status", status),
-        free(Method::Get, "/loadBalancer/nodes/{status}", nodes),
+        free(
+            Method::Get,
+            "/loadBalancer/status",
+            Endpoint::Handler(status),
+        ),
+        free(
+            Method::Get,
+            "/loadBalancer/nodes/{status}",
+            Endpoint::Handler(nodes),
+        ),
         free(
             Method::Post,
             "/loadBalancer/poolManager/{frontend}/{action}/{node}",
-            pool_manager,
+            Endpoint::Handler(pool_manager),
         ),
     ]
 }

@@ -4,12 +4,13 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::api::{held, ApiRoute, Ctx, Reply, Request};
+use crate::api::{held, words, ApiRoute, Ctx, Endpoint, Reply, Request};
 use crate::certs::CertError;
 use crate::error::ApiError;
 use crate::http::{Method, Params};
-use crate::keepalived::{self, KeepalivedError};
+use crate::keepalived::KeepalivedError;
 use crate::netplug::{self, PlugError};
+use crate::process::Action;
 use crate::system;
 use crate::tls::RotateError;
 use crate::topology::{Change, Topology};
@@ -18,18 +19,54 @@ pub const API_VERSION: &str = "0.1";
 
 pub fn routes() -> Vec<ApiRoute> {
     vec![
-        held(Method::Get, "/info", info),
-        held(Method::Get, "/v0.1/details", details),
-        held(Method::Get, "/v0.1/interface/{ip}", interface),
-        held(Method::Put, "/v0.1/certificate", put_server_certificate),
-        held(Method::Get, "/v0.1/topology", get_topology),
-        held(Method::Post, "/v0.1/topology", set_topology),
-        held(Method::Post, "/v0.1/plug/vip/{ip}", plug_vip),
-        held(Method::Post, "/v0.1/plug/network/", plug_network),
-        held(Method::Post, "/v0.1/plug/network", plug_network),
+        held(Method::Get, "/info", Endpoint::Handler(info)),
+        held(Method::Get, "/v0.1/details", Endpoint::Handler(details)),
+        held(
+            Method::Get,
+            "/v0.1/interface/{ip}",
+            Endpoint::Handler(interface),
+        ),
+        held(
+            Method::Put,
+            "/v0.1/certificate",
+            Endpoint::Handler(put_server_certificate),
+        ),
+        held(
+            Method::Get,
+            "/v0.1/topology",
+            Endpoint::Handler(get_topology),
+        ),
+        held(
+            Method::Post,
+            "/v0.1/topology",
+            Endpoint::Handler(set_topology),
+        ),
+        held(
+            Method::Post,
+            "/v0.1/plug/vip/{ip}",
+            Endpoint::Handler(plug_vip),
+        ),
+        held(
+            Method::Post,
+            "/v0.1/plug/network/",
+            Endpoint::Handler(plug_network),
+        ),
+        held(
+            Method::Post,
+            "/v0.1/plug/network",
+            Endpoint::Handler(plug_network),
+        ),
         // Before `{action}`, which would take "upload" for an action.
-        held(Method::Put, "/v0.1/vrrp/upload", vrrp_upload),
-        held(Method::Put, "/v0.1/vrrp/{action}", vrrp_action),
+        held(
+            Method::Put,
+            "/v0.1/vrrp/upload",
+            Endpoint::Handler(vrrp_upload),
+        ),
+        held(
+            Method::Put,
+            "/v0.1/vrrp/{action}",
+            Endpoint::Handler(vrrp_action),
+        ),
     ]
 }
 
@@ -152,7 +189,7 @@ pub(super) fn put_server_certificate(
             .with_details("the agent serves plain HTTP: it has no certificate to replace")
     })?;
     sc.rotate(&req.body).map_err(|e| match e {
-        RotateError::Pem(e) => ApiError::from(CertError::from(e)),
+        RotateError::Pem(e) => words::cert_error(&CertError::from(e)),
         RotateError::Io(e) => ApiError::internal(format!("cannot store the certificate: {e}")),
     })?;
     Ok(Reply::json(202, &json!({ "message": "OK" })))
@@ -171,7 +208,7 @@ impl From<KeepalivedError> for ApiError {
                 .with_details("no keepalived configuration has been uploaded"),
             KeepalivedError::Failed(action, out) => ApiError::new(
                 500,
-                format!("Failed to {} keepalived service", action.verb()),
+                format!("Failed to {} keepalived service", words::verb(action)),
             )
             .with_details(out),
             KeepalivedError::Io(e) => {
@@ -189,7 +226,7 @@ pub(super) fn vrrp_upload(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply,
 
 pub(super) fn vrrp_action(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
     let word = p.get("action")?;
-    let action = keepalived::Action::parse(word).ok_or_else(|| {
+    let action = Action::parse(word).ok_or_else(|| {
         ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
     })?;
     let details = ctx.keepalived.act(action)?;

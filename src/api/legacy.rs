@@ -2,44 +2,47 @@
 //! listener store as the amphora API. Bodies are plain text; bad PUT data is 409; an unknown
 //! method or URL on these paths is 403 (see `owns`).
 
-use crate::api::{held, ApiRoute, Ctx, Reply, Request};
-use crate::certs;
-use crate::error::ApiError;
-use crate::http::{Method, Params};
-use crate::listeners::{Action, ListenerError, Status};
-use crate::names::{CertName, ListenerId};
-use crate::system;
 use serde_json::json;
 
+use crate::api::ops::{CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck};
+use crate::api::{held, words, ApiRoute, Ctx, Endpoint, Reply, Request};
+use crate::error::ApiError;
+use crate::http::{Method, Params};
+use crate::listeners::{ListenerError, Status};
+use crate::names::{CertName, ListenerId};
+use crate::system;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    ServiceStatus,
+    List,
+    Exists,
+    Delete,
+    PutConfig,
+    GetConfig,
+    DeleteConfig,
+    PutCert,
+    GetCert,
+    DeleteCert,
+}
+
 pub fn routes() -> Vec<ApiRoute> {
+    let r = |method, pattern, key| held(method, pattern, Endpoint::Legacy(key));
+    const INSTANCE: &str = "/instances/{instance}";
+    const CONFIG: &str = "/instances/{instance}/haproxy";
+    const CERT: &str = "/instances/{instance}/certificates/{filename}";
     vec![
-        held(Method::Get, "/status", status),
-        held(Method::Get, "/service_status", service_status),
-        held(Method::Get, "/instances", list),
-        held(Method::Get, "/instances/{instance}", exists),
-        held(Method::Delete, "/instances/{instance}", delete),
-        held(Method::Put, "/instances/{instance}/haproxy", put_config),
-        held(Method::Get, "/instances/{instance}/haproxy", get_config),
-        held(
-            Method::Delete,
-            "/instances/{instance}/haproxy",
-            delete_config,
-        ),
-        held(
-            Method::Put,
-            "/instances/{instance}/certificates/{filename}",
-            put_certificate,
-        ),
-        held(
-            Method::Get,
-            "/instances/{instance}/certificates/{filename}",
-            get_certificate,
-        ),
-        held(
-            Method::Delete,
-            "/instances/{instance}/certificates/{filename}",
-            delete_certificate,
-        ),
+        held(Method::Get, "/status", Endpoint::Handler(status)),
+        r(Method::Get, "/service_status", Key::ServiceStatus),
+        r(Method::Get, "/instances", Key::List),
+        r(Method::Get, INSTANCE, Key::Exists),
+        r(Method::Delete, INSTANCE, Key::Delete),
+        r(Method::Put, CONFIG, Key::PutConfig),
+        r(Method::Get, CONFIG, Key::GetConfig),
+        r(Method::Delete, CONFIG, Key::DeleteConfig),
+        r(Method::Put, CERT, Key::PutCert),
+        r(Method::Get, CERT, Key::GetCert),
+        r(Method::Delete, CERT, Key::DeleteCert),
     ]
 }
 
@@ -49,6 +52,79 @@ pub fn owns(path: &str) -> bool {
         || path.starts_with("/instances/")
         || path == "/status"
         || path == "/service_status"
+}
+
+/// Instance ids and certificate names are checked before any file is looked at: a bad name
+/// is a 409 even for an instance that does not exist.
+pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
+    Ok(match key {
+        Key::ServiceStatus => Op::Services,
+        Key::List => Op::Instances,
+        Key::Exists => Op::Exists(instance(p)?),
+        Key::Delete => Op::Delete {
+            id: instance(p)?,
+            need: Need::Listener,
+        },
+        Key::PutConfig => Op::UploadAndRun {
+            id: instance(p)?,
+            config: body,
+        },
+        Key::GetConfig => Op::Config(instance(p)?),
+        Key::DeleteConfig => Op::DeleteConfig(instance(p)?),
+        // Creates the instance if need be; a running one is reloaded to read the file.
+        Key::PutCert => Op::PutCert(CertPut {
+            id: instance(p)?,
+            name: cert_name(p)?,
+            pem: body,
+            need: Need::Nothing,
+            check: PemCheck::Bundle,
+            apply: CertApply::Reload,
+        }),
+        Key::GetCert => Op::CertSum {
+            id: instance(p)?,
+            name: cert_name(p)?,
+            need: Need::Listener,
+        },
+        Key::DeleteCert => Op::DeleteCert {
+            id: instance(p)?,
+            name: cert_name(p)?,
+            need: Need::Listener,
+        },
+    })
+}
+
+pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
+    Ok(match r.map_err(error)? {
+        Outcome::Services(all) => {
+            let mut text = String::new();
+            for s in all {
+                let state = match s.status {
+                    Status::Error => "ERROR",
+                    Status::Active | Status::Stopped => "OK",
+                };
+                let haproxy = match s.pid {
+                    Some(pid) => format!("running (pid {pid})"),
+                    None => "stopped".to_string(),
+                };
+                text.push_str(&format!(
+                    "{:<52}{state}\n  {:<17}{haproxy}\n",
+                    s.id, "haproxy"
+                ));
+            }
+            Reply::text(200, text)
+        }
+        Outcome::Ids(ids) => Reply::text(
+            200,
+            ids.iter().map(|id| format!("{id}\n")).collect::<String>(),
+        ),
+        Outcome::Done => ok(200, None),
+        Outcome::Deleted { id, was_running } => ok(200, Some(words::deleted(&id, was_running))),
+        Outcome::Ran { id, ran } => ok(201, Some(words::ran(&id, &ran))),
+        Outcome::Config(bytes) => Reply::bytes(200, bytes),
+        Outcome::CertStored { id, applied, .. } => ok(201, words::applied(&id, &applied)),
+        Outcome::CertSum(sum) => Reply::text(200, sum),
+        other => return Err(words::unexpected(&other)),
+    })
 }
 
 fn ok(status: u16, details: Option<String>) -> Reply {
@@ -66,37 +142,30 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::plain(500, "Internal Server Error").with_details(e.to_string())
 }
 
-impl ListenerError {
-    /// This family's rendering of the listener errors.
-    fn legacy(self) -> ApiError {
-        match self {
-            ListenerError::NotFound => not_found(),
-            ListenerError::Invalid(out) => {
-                ApiError::plain(409, "Invalid configuration").with_details(out)
-            }
-            ListenerError::Unavailable(why) => {
-                ApiError::plain(503, "HAProxy unavailable").with_details(why)
-            }
-            ListenerError::Failed(action, out) => {
-                ApiError::plain(500, format!("Error {} haproxy", action.gerund())).with_details(out)
-            }
-            ListenerError::Io(e) => internal(e),
+/// This family's rendering of what the domain refused: plain text, bad data is 409.
+fn error(e: DomainError) -> ApiError {
+    match e {
+        DomainError::Listener(ListenerError::NotFound(_)) | DomainError::CertNotFound(_) => {
+            not_found()
         }
+        DomainError::Listener(ListenerError::Invalid(out)) => {
+            ApiError::plain(409, "Invalid configuration").with_details(out)
+        }
+        DomainError::Listener(ListenerError::Unavailable(why)) => {
+            ApiError::plain(503, "HAProxy unavailable").with_details(why)
+        }
+        DomainError::Listener(ListenerError::Failed(action, out)) => {
+            ApiError::plain(500, format!("Error {} haproxy", words::gerund(action)))
+                .with_details(out)
+        }
+        DomainError::Listener(ListenerError::Io(e)) | DomainError::Io(e) => internal(e),
+        DomainError::Cert(e) => ApiError::plain(409, words::cert_refused(&e)),
     }
 }
 
 /// An id that is not valid can name no instance: Not Found, before any file access.
 fn instance(p: &Params) -> Result<ListenerId, ApiError> {
     ListenerId::parse(p.get("instance")?).map_err(|_| not_found())
-}
-
-fn existing(ctx: &Ctx, p: &Params) -> Result<ListenerId, ApiError> {
-    let id = instance(p)?;
-    if ctx.listeners.exists(&id) {
-        Ok(id)
-    } else {
-        Err(not_found())
-    }
 }
 
 fn cert_name(p: &Params) -> Result<CertName, ApiError> {
@@ -136,110 +205,115 @@ fn status(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
     ))
 }
 
-/// One block per instance: its state, then its haproxy's.
-fn service_status(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let mut text = String::new();
-    for id in ctx.listeners.instance_ids().map_err(internal)? {
-        let state = match ctx.listeners.status(&id) {
-            Status::Error => "ERROR",
-            Status::Active | Status::Stopped => "OK",
-        };
-        let haproxy = match ctx.listeners.running_pid(&id) {
-            Some(pid) => format!("running (pid {pid})"),
-            None => "stopped".to_string(),
-        };
-        text.push_str(&format!("{id:<52}{state}\n  {:<17}{haproxy}\n", "haproxy"));
+#[cfg(test)]
+mod tests {
+    use crate::api::ops::{CertApply, CertPut, Need, Op, PemCheck};
+    use crate::api::{parse_request as parse, refusal};
+    use crate::names::{CertName, ListenerId};
+
+    fn id() -> ListenerId {
+        ListenerId::parse("i1").unwrap()
     }
-    Ok(Reply::text(200, text))
-}
 
-fn list(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let ids = ctx.listeners.instance_ids().map_err(internal)?;
-    let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
-    Ok(Reply::text(200, text))
-}
-
-fn exists(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    existing(ctx, p)?;
-    Ok(ok(200, None))
-}
-
-fn delete(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = instance(p)?;
-    let stopped = ctx.listeners.delete(&id).map_err(ListenerError::legacy)?;
-    Ok(ok(200, Some(stopped)))
-}
-
-/// Upload and run: a running instance is reloaded, a stopped one started.
-fn put_config(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = instance(p)?;
-    ctx.listeners
-        .upload(&id, &req.body)
-        .map_err(ListenerError::legacy)?;
-    let ran = ctx
-        .listeners
-        .act(&id, Action::Reload)
-        .map_err(ListenerError::legacy)?;
-    Ok(ok(201, Some(ran)))
-}
-
-fn get_config(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = instance(p)?;
-    let cfg = ctx.listeners.config(&id).map_err(ListenerError::legacy)?;
-    Ok(Reply {
-        body: cfg,
-        ..Reply::text(200, "")
-    })
-}
-
-fn delete_config(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = instance(p)?;
-    let stopped = ctx
-        .listeners
-        .delete_config(&id)
-        .map_err(ListenerError::legacy)?;
-    Ok(ok(200, Some(stopped)))
-}
-
-/// Stores a certificate (the instance need not exist yet: this creates it) and reloads the
-/// instance's HAProxy if it runs, so the new file takes effect.
-fn put_certificate(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = instance(p)?;
-    let name = cert_name(p)?;
-    certs::validate(&req.body).map_err(|e| ApiError::plain(409, e.message()))?;
-    ctx.listeners
-        .locked(|certs| certs.put(&id, &name, &req.body))
-        .map_err(internal)?;
-    let reloaded = ctx
-        .listeners
-        .reload_if_running(&id)
-        .map_err(ListenerError::legacy)?;
-    Ok(ok(201, reloaded))
-}
-
-fn get_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = existing(ctx, p)?;
-    let name = cert_name(p)?;
-    match ctx
-        .listeners
-        .locked(|certs| certs.md5(&id, &name))
-        .map_err(internal)?
-    {
-        Some(sum) => Ok(Reply::text(200, sum)),
-        None => Err(not_found()),
+    fn cert() -> CertName {
+        CertName::parse("c.pem").unwrap()
     }
-}
 
-fn delete_certificate(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = existing(ctx, p)?;
-    let name = cert_name(p)?;
-    if ctx
-        .listeners
-        .locked(|certs| certs.delete(&id, &name))
-        .map_err(internal)?
-    {
-        Ok(ok(200, None))
-    } else {
-        Err(not_found())
+    #[test]
+    fn every_route_parses() {
+        let cases = [
+            ("GET", "/service_status", "", Op::Services),
+            ("GET", "/instances", "", Op::Instances),
+            ("GET", "/instances/i1", "", Op::Exists(id())),
+            (
+                "DELETE",
+                "/instances/i1",
+                "",
+                Op::Delete {
+                    id: id(),
+                    need: Need::Listener,
+                },
+            ),
+            (
+                "PUT",
+                "/instances/i1/haproxy",
+                "cfg",
+                Op::UploadAndRun {
+                    id: id(),
+                    config: b"cfg".to_vec(),
+                },
+            ),
+            ("GET", "/instances/i1/haproxy", "", Op::Config(id())),
+            (
+                "DELETE",
+                "/instances/i1/haproxy",
+                "",
+                Op::DeleteConfig(id()),
+            ),
+            (
+                "PUT",
+                "/instances/i1/certificates/c.pem",
+                "pem",
+                Op::PutCert(CertPut {
+                    id: id(),
+                    name: cert(),
+                    pem: b"pem".to_vec(),
+                    need: Need::Nothing,
+                    check: PemCheck::Bundle,
+                    apply: CertApply::Reload,
+                }),
+            ),
+            (
+                "GET",
+                "/instances/i1/certificates/c.pem",
+                "",
+                Op::CertSum {
+                    id: id(),
+                    name: cert(),
+                    need: Need::Listener,
+                },
+            ),
+            (
+                "DELETE",
+                "/instances/i1/certificates/c.pem",
+                "",
+                Op::DeleteCert {
+                    id: id(),
+                    name: cert(),
+                    need: Need::Listener,
+                },
+            ),
+        ];
+        for (method, path, body, op) in cases {
+            assert_eq!(parse(method, path, body).unwrap(), op, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn bad_ids_are_not_found_and_bad_names_conflict() {
+        let nf = (404, "Not Found".to_string(), None);
+        let bad_name = (
+            409,
+            "Invalid certificate file name".to_string(),
+            Some("letters, digits, '_', '.', '-', ending in .pem".to_string()),
+        );
+        let cases = [
+            ("GET", "/instances/a.b", nf.clone()),
+            ("DELETE", "/instances/a.b", nf.clone()),
+            ("PUT", "/instances/a.b/haproxy", nf.clone()),
+            ("GET", "/instances/a.b/haproxy", nf.clone()),
+            ("DELETE", "/instances/a.b/haproxy", nf.clone()),
+            ("PUT", "/instances/a.b/certificates/c.pem", nf.clone()),
+            ("GET", "/instances/a.b/certificates/c.txt", nf.clone()),
+            ("DELETE", "/instances/a.b/certificates/c.pem", nf),
+            ("PUT", "/instances/i1/certificates/c.txt", bad_name.clone()),
+            // Checked before the instance is looked up (before this layer: 404 when the
+            // instance did not exist).
+            ("GET", "/instances/i1/certificates/c.txt", bad_name.clone()),
+            ("DELETE", "/instances/i1/certificates/c.txt", bad_name),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(refusal(parse(method, path, "")), want, "{method} {path}");
+        }
     }
 }

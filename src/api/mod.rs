@@ -7,37 +7,79 @@ pub mod devices;
 pub mod hapi;
 pub mod host;
 pub mod legacy;
+pub mod ops;
+mod words;
 
 use std::sync::Arc;
 
 use crate::config::{Api, Config};
 use crate::error::ApiError;
 use crate::http::{Method, Params, Route};
+use ops::{Op, Outcome};
 
 pub use crate::http::{Reply, Request};
 
-/// Parses, acts and answers one request.
+/// Parses, acts and answers one request (the families not yet split into parse and render).
 pub type Handler = fn(&Ctx, &Request, &Params) -> Result<Reply, ApiError>;
-pub type ApiRoute = Route<Handler>;
+
+/// What a route leads to: a family's route key (its `parse`, then `ops::execute`, then its
+/// `render`), or a handler.
+#[derive(Debug, Clone, Copy)]
+pub enum Endpoint {
+    Amphora(amphora::Key),
+    Amphora10(amphora10::Key),
+    Legacy(legacy::Key),
+    Handler(Handler),
+}
+
+pub type ApiRoute = Route<Endpoint>;
+
+/// Parse, execute, render.
+pub fn handle(ctx: &Ctx, e: Endpoint, req: &mut Request, p: &Params) -> Result<Reply, ApiError> {
+    if let Endpoint::Handler(h) = e {
+        return h(ctx, req, p);
+    }
+    let op = parse(e, p, std::mem::take(&mut req.body))?;
+    render(e, ops::execute(ctx, op))
+}
+
+/// The family's reading of a request: no `Ctx`, no I/O.
+fn parse(e: Endpoint, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
+    match e {
+        Endpoint::Amphora(k) => amphora::parse(k, p, body),
+        Endpoint::Amphora10(k) => amphora10::parse(k, p, body),
+        Endpoint::Legacy(k) => legacy::parse(k, p, body),
+        Endpoint::Handler(_) => Err(ApiError::internal("a handler route has no parser")),
+    }
+}
+
+fn render(e: Endpoint, r: Result<Outcome, ops::DomainError>) -> Result<Reply, ApiError> {
+    match e {
+        Endpoint::Amphora(k) => amphora::render(k, r),
+        Endpoint::Amphora10(k) => amphora10::render(k, r),
+        Endpoint::Legacy(k) => legacy::render(k, r),
+        Endpoint::Handler(_) => Err(ApiError::internal("a handler route has no renderer")),
+    }
+}
 
 /// A route of a family that manages the appliance (listeners, certificates, keepalived,
 /// networks, topology): its writes wait while the topology changes.
-fn held(method: Method, pattern: &'static str, handler: Handler) -> ApiRoute {
+fn held(method: Method, pattern: &'static str, target: Endpoint) -> ApiRoute {
     Route {
         held: !method.is_safe(),
         method,
         pattern,
-        target: handler,
+        target,
     }
 }
 
 /// A route no topology change concerns (HApi's main HAProxy, the device registry).
-fn free(method: Method, pattern: &'static str, handler: Handler) -> ApiRoute {
+fn free(method: Method, pattern: &'static str, target: Endpoint) -> ApiRoute {
     Route {
         held: false,
         method,
         pattern,
-        target: handler,
+        target,
     }
 }
 
@@ -74,4 +116,24 @@ pub fn routes(apis: &[Api]) -> Vec<ApiRoute> {
         }
     }
     all
+}
+
+/// For the families' parse tables: what a request parses into, with no `Ctx` and no HTTP.
+#[cfg(test)]
+pub(crate) fn parse_request(method: &str, path: &str, body: &str) -> Result<Op, ApiError> {
+    use crate::http::{Match, Router};
+    let router = Router::new(routes(&Api::ALL));
+    match router.find(&Method::parse(method), path) {
+        Match::Found(route, p) => parse(route.target, &p, body.as_bytes().to_vec()),
+        _ => panic!("no route for {method} {path}"),
+    }
+}
+
+/// An error as (status, message, details), for the parse tables.
+#[cfg(test)]
+pub(crate) fn refusal(r: Result<Op, ApiError>) -> (u16, String, Option<String>) {
+    match r {
+        Ok(op) => panic!("parsed as {op:?}"),
+        Err(e) => (e.status, e.message, e.details),
+    }
 }
