@@ -235,16 +235,7 @@ fn listener_certificates() {
         let r = call(&agent, &dir, "GET", &cert_url("www.example.com.pem"), None);
         assert_eq!(r.status, 200);
         // md5sum(1) of exactly the uploaded bytes.
-        let expected = {
-            let f = dir.path("bundle.pem");
-            std::fs::write(&f, &pem).unwrap();
-            let out = run(Command::new("md5sum").arg(&f));
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string()
-        };
+        let expected = common::md5sum(&dir, pem.as_bytes());
         assert_eq!(r.json(), serde_json::json!({"md5sum": expected}), "{kind}");
         assert!(!r.body.contains("BEGIN"), "the PEM must never be returned");
     }

@@ -582,6 +582,15 @@ pub fn call(agent: &Agent, dir: &TempDir, method: &str, path: &str, body: Option
     curl_in(agent.netns.as_deref(), &args).unwrap()
 }
 
+/// md5sum(1) of exactly `data` (written to a file in `dir`): what an ETag or md5sum should be.
+pub fn md5sum(dir: &TempDir, data: &[u8]) -> String {
+    let f = dir.path("md5sum.tmp");
+    std::fs::write(&f, data).unwrap();
+    let out = run(Command::new("md5sum").arg(&f));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().next().unwrap().to_string()
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
