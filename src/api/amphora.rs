@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::api::ops::{CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck};
+use crate::api::ops::{CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck, StoreOp};
 use crate::api::{held, words, ApiRoute, Endpoint, Reply};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
@@ -53,10 +53,10 @@ pub fn routes() -> Vec<ApiRoute> {
 }
 
 pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
-    Ok(match key {
+    Ok(Op::Store(match key {
         Key::PutCert => {
             let name = cert_name(p)?;
-            Op::PutCert(CertPut {
+            StoreOp::PutCert(CertPut {
                 id: listener(p)?,
                 name,
                 pem: body,
@@ -67,7 +67,7 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
         }
         Key::GetCert => {
             let name = cert_name(p)?;
-            Op::CertSum {
+            StoreOp::CertSum {
                 id: listener(p)?,
                 name,
                 need: Need::Listener,
@@ -75,7 +75,7 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
         }
         Key::DeleteCert => {
             let name = cert_name(p)?;
-            Op::DeleteCert {
+            StoreOp::DeleteCert {
                 id: listener(p)?,
                 name,
                 need: Need::Listener,
@@ -86,23 +86,23 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
             let id = ListenerId::parse(raw).map_err(|_| {
                 ApiError::new(400, INVALID).with_details(format!("Invalid listener id: {raw}"))
             })?;
-            Op::Upload { id, config: body }
+            StoreOp::Upload { id, config: body }
         }
-        Key::GetConfig => Op::Config(listener(p)?),
+        Key::GetConfig => StoreOp::Config(listener(p)?),
         Key::Act => {
             let action = action_word(p.get("action")?)?;
-            Op::Act {
+            StoreOp::Act {
                 id: listener(p)?,
                 action,
             }
         }
-        Key::List => Op::Listeners,
-        Key::Get => Op::Listener(listener(p)?),
-        Key::Delete => Op::Delete {
+        Key::List => StoreOp::Listeners,
+        Key::Get => StoreOp::Listener(listener(p)?),
+        Key::Delete => StoreOp::Delete {
             id: listener(p)?,
             need: Need::Listener,
         },
-    })
+    }))
 }
 
 pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
@@ -163,7 +163,7 @@ pub(super) fn action_word(word: &str) -> Result<Action, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::api::ops::{CertApply, CertPut, Need, Op, PemCheck};
+    use crate::api::ops::{CertApply, CertPut, Need, PemCheck, StoreOp};
     use crate::api::{parse_request as parse, refusal};
     use crate::names::{CertName, ListenerId};
     use crate::process::Action;
@@ -179,13 +179,13 @@ mod tests {
     #[test]
     fn every_route_parses() {
         let cases = [
-            ("GET", "/v0.1/listeners", "", Op::Listeners),
-            ("GET", "/v0.1/listeners/l1", "", Op::Listener(id())),
+            ("GET", "/v0.1/listeners", "", StoreOp::Listeners),
+            ("GET", "/v0.1/listeners/l1", "", StoreOp::Listener(id())),
             (
                 "DELETE",
                 "/v0.1/listeners/l1",
                 "",
-                Op::Delete {
+                StoreOp::Delete {
                     id: id(),
                     need: Need::Listener,
                 },
@@ -194,17 +194,22 @@ mod tests {
                 "PUT",
                 "/v0.1/listeners/amp/l1/haproxy",
                 "cfg",
-                Op::Upload {
+                StoreOp::Upload {
                     id: id(),
                     config: b"cfg".to_vec(),
                 },
             ),
-            ("GET", "/v0.1/listeners/l1/haproxy", "", Op::Config(id())),
+            (
+                "GET",
+                "/v0.1/listeners/l1/haproxy",
+                "",
+                StoreOp::Config(id()),
+            ),
             (
                 "PUT",
                 "/v0.1/listeners/l1/reload",
                 "",
-                Op::Act {
+                StoreOp::Act {
                     id: id(),
                     action: Action::Reload,
                 },
@@ -213,7 +218,7 @@ mod tests {
                 "PUT",
                 "/v0.1/listeners/l1/certificates/c.pem",
                 "pem",
-                Op::PutCert(CertPut {
+                StoreOp::PutCert(CertPut {
                     id: id(),
                     name: cert(),
                     pem: b"pem".to_vec(),
@@ -226,7 +231,7 @@ mod tests {
                 "GET",
                 "/v0.1/listeners/l1/certificates/c.pem",
                 "",
-                Op::CertSum {
+                StoreOp::CertSum {
                     id: id(),
                     name: cert(),
                     need: Need::Listener,
@@ -236,7 +241,7 @@ mod tests {
                 "DELETE",
                 "/v0.1/listeners/l1/certificates/c.pem",
                 "",
-                Op::DeleteCert {
+                StoreOp::DeleteCert {
                     id: id(),
                     name: cert(),
                     need: Need::Listener,
@@ -244,7 +249,11 @@ mod tests {
             ),
         ];
         for (method, path, body, op) in cases {
-            assert_eq!(parse(method, path, body).unwrap(), op, "{method} {path}");
+            assert_eq!(
+                parse(method, path, body).unwrap(),
+                op.into(),
+                "{method} {path}"
+            );
         }
     }
 

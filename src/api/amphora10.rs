@@ -6,7 +6,9 @@
 
 use serde_json::{json, Value};
 
-use crate::api::ops::{self, CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck};
+use crate::api::ops::{
+    self, CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck, StoreOp,
+};
 use crate::api::{amphora, held, host, words, ApiRoute, Ctx, Endpoint, Reply, Request};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
@@ -69,16 +71,17 @@ pub fn routes() -> Vec<ApiRoute> {
 }
 
 pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
-    Ok(match key {
-        Key::Version => Op::Nothing,
-        Key::Listeners => Op::Frontends,
-        Key::DeleteLb => Op::Delete {
+    let op = match key {
+        Key::Version => return Ok(Op::Nothing),
+        Key::AgentConfig => return Ok(Op::StoreAgentConfig(body)),
+        Key::Listeners => StoreOp::Frontends,
+        Key::DeleteLb => StoreOp::Delete {
             id: lb_id(p)?,
             need: Need::Nothing,
         },
         Key::PutCert => {
             let name = cert_name(p)?;
-            Op::PutCert(CertPut {
+            StoreOp::PutCert(CertPut {
                 id: lb_id(p)?,
                 name,
                 pem: body,
@@ -89,7 +92,7 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
         }
         Key::GetCert => {
             let name = cert_name(p)?;
-            Op::CertSum {
+            StoreOp::CertSum {
                 id: lb_id(p)?,
                 name,
                 need: Need::Nothing,
@@ -97,27 +100,27 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
         }
         Key::DeleteCert => {
             let name = cert_name(p)?;
-            Op::DeleteCert {
+            StoreOp::DeleteCert {
                 id: lb_id(p)?,
                 name,
                 need: Need::Nothing,
             }
         }
-        Key::Upload => Op::Upload {
+        Key::Upload => StoreOp::Upload {
             id: lb_id(p)?,
             config: body,
         },
-        Key::GetConfig => Op::Config(existing_lb(p)?),
+        Key::GetConfig => StoreOp::Config(existing_lb(p)?),
         // The action word first, in any case.
         Key::Act => {
             let action = amphora::action_word(&p.get("action")?.to_ascii_lowercase())?;
-            Op::Act {
+            StoreOp::Act {
                 id: existing_lb(p)?,
                 action,
             }
         }
-        Key::AgentConfig => Op::StoreAgentConfig(body),
-    })
+    };
+    Ok(Op::Store(op))
 }
 
 pub fn render(key: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
@@ -222,7 +225,7 @@ fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::api::ops::{CertApply, CertPut, Need, Op, PemCheck};
+    use crate::api::ops::{CertApply, CertPut, Need, Op, PemCheck, StoreOp};
     use crate::api::{parse_request as parse, refusal};
     use crate::names::{CertName, ListenerId};
     use crate::process::Action;
@@ -238,14 +241,12 @@ mod tests {
     #[test]
     fn every_route_parses() {
         let cases = [
-            ("GET", "/", "", Op::Nothing),
-            ("GET", "//", "", Op::Nothing),
-            ("GET", "/1.0/listeners", "", Op::Frontends),
+            ("GET", "/1.0/listeners", "", StoreOp::Frontends),
             (
                 "DELETE",
                 "/1.0/listeners/lb1",
                 "",
-                Op::Delete {
+                StoreOp::Delete {
                     id: lb(),
                     need: Need::Nothing,
                 },
@@ -254,17 +255,22 @@ mod tests {
                 "PUT",
                 "/1.0/loadbalancer/amp/lb1/haproxy",
                 "cfg",
-                Op::Upload {
+                StoreOp::Upload {
                     id: lb(),
                     config: b"cfg".to_vec(),
                 },
             ),
-            ("GET", "/1.0/loadbalancer/lb1/haproxy", "", Op::Config(lb())),
+            (
+                "GET",
+                "/1.0/loadbalancer/lb1/haproxy",
+                "",
+                StoreOp::Config(lb()),
+            ),
             (
                 "PUT",
                 "/1.0/loadbalancer/lb1/START",
                 "",
-                Op::Act {
+                StoreOp::Act {
                     id: lb(),
                     action: Action::Start,
                 },
@@ -273,7 +279,7 @@ mod tests {
                 "PUT",
                 "/1.0/loadbalancer/lb1/certificates/c.pem",
                 "ca",
-                Op::PutCert(CertPut {
+                StoreOp::PutCert(CertPut {
                     id: lb(),
                     name: cert(),
                     pem: b"ca".to_vec(),
@@ -286,7 +292,7 @@ mod tests {
                 "GET",
                 "/1.0/loadbalancer/lb1/certificates/c.pem",
                 "",
-                Op::CertSum {
+                StoreOp::CertSum {
                     id: lb(),
                     name: cert(),
                     need: Need::Nothing,
@@ -296,22 +302,26 @@ mod tests {
                 "DELETE",
                 "/1.0/loadbalancer/lb1/certificates/c.pem",
                 "",
-                Op::DeleteCert {
+                StoreOp::DeleteCert {
                     id: lb(),
                     name: cert(),
                     need: Need::Nothing,
                 },
             ),
-            (
-                "PUT",
-                "/1.0/config",
-                "[health_manager]",
-                Op::StoreAgentConfig(b"[health_manager]".to_vec()),
-            ),
         ];
         for (method, path, body, op) in cases {
-            assert_eq!(parse(method, path, body).unwrap(), op, "{method} {path}");
+            assert_eq!(
+                parse(method, path, body).unwrap(),
+                Op::Store(op),
+                "{method} {path}"
+            );
         }
+        assert_eq!(parse("GET", "/", "").unwrap(), Op::Nothing);
+        assert_eq!(parse("GET", "//", "").unwrap(), Op::Nothing);
+        assert_eq!(
+            parse("PUT", "/1.0/config", "[health_manager]").unwrap(),
+            Op::StoreAgentConfig(b"[health_manager]".to_vec())
+        );
     }
 
     #[test]

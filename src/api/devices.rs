@@ -3,44 +3,85 @@
 
 use serde_json::json;
 
-use crate::api::{free, ApiRoute, Ctx, Endpoint, Reply, Request};
-use crate::devices::{DeviceError, Fields, Registry};
+use crate::api::ops::{DeviceOp, DomainError, Op, Outcome};
+use crate::api::{free, words, ApiRoute, Endpoint, Reply};
+use crate::devices::{DeviceError, Fields};
 use crate::error::ApiError;
 use crate::http::{percent_decode, Method, Params};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    List,
+    Create,
+    Usage,
+    Get,
+    Update,
+    Delete,
+}
+
 pub fn routes() -> Vec<ApiRoute> {
+    let r = |method, pattern, key| free(method, pattern, Endpoint::Devices(key));
     vec![
-        free(Method::Get, "/v1/devices", Endpoint::Handler(list)),
-        free(Method::Post, "/v1/devices", Endpoint::Handler(create)),
+        r(Method::Get, "/v1/devices", Key::List),
+        r(Method::Post, "/v1/devices", Key::Create),
         // Before `{id}`, which would take "usage" for an id.
-        free(Method::Get, "/v1/devices/usage", Endpoint::Handler(usage)),
-        free(Method::Get, "/v1/devices/{id}", Endpoint::Handler(get)),
-        free(Method::Put, "/v1/devices/{id}", Endpoint::Handler(update)),
-        free(
-            Method::Delete,
-            "/v1/devices/{id}",
-            Endpoint::Handler(delete),
-        ),
+        r(Method::Get, "/v1/devices/usage", Key::Usage),
+        r(Method::Get, "/v1/devices/{id}", Key::Get),
+        r(Method::Put, "/v1/devices/{id}", Key::Update),
+        r(Method::Delete, "/v1/devices/{id}", Key::Delete),
     ]
 }
 
-impl From<DeviceError> for ApiError {
-    fn from(e: DeviceError) -> Self {
-        match e {
-            DeviceError::Invalid(d) => ApiError::bad_request(d),
-            DeviceError::NotFound(id) => ApiError::not_found(format!("device {id} not found")),
-            DeviceError::Io(e) => ApiError::internal(format!("device registry: {e}")),
+/// The query string matters only to the list (its paging).
+pub fn parse(key: Key, p: &Params, query: Option<&str>, body: Vec<u8>) -> Result<Op, ApiError> {
+    let fields = || Fields::parse(&body).map_err(|e| error(DomainError::Device(e)));
+    Ok(Op::Device(match key {
+        Key::List => {
+            let (marker, limit) = paging(query)?;
+            DeviceOp::List { marker, limit }
         }
-    }
+        Key::Create => DeviceOp::Create(fields()?),
+        Key::Usage => DeviceOp::Usage,
+        Key::Get => DeviceOp::Get(device_id(p)?),
+        Key::Update => {
+            let id = device_id(p)?;
+            DeviceOp::Update(id, fields()?)
+        }
+        Key::Delete => DeviceOp::Delete(device_id(p)?),
+    }))
 }
 
-fn registry(ctx: &Ctx) -> Result<&Registry, ApiError> {
-    ctx.devices
-        .as_ref()
-        .ok_or_else(|| ApiError::internal("the device registry is not loaded"))
+pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
+    Ok(match r.map_err(error)? {
+        Outcome::Devices(devices) => Reply::json(200, &json!({ "devices": devices })),
+        Outcome::Device(device) => Reply::json(200, &json!(device)),
+        Outcome::Usage { total, free, taken } => Reply::json(
+            200,
+            &json!({ "total": total, "free": free, "taken": taken }),
+        ),
+        Outcome::Done => Reply {
+            body: Vec::new(),
+            ..Reply::json(204, &json!(null))
+        },
+        other => return Err(words::unexpected(&other)),
+    })
+}
+
+fn error(e: DomainError) -> ApiError {
+    match e {
+        DomainError::Device(DeviceError::Invalid(d)) => ApiError::bad_request(d),
+        DomainError::Device(DeviceError::NotFound(id)) => {
+            ApiError::not_found(format!("device {id} not found"))
+        }
+        DomainError::Device(DeviceError::Io(e)) => {
+            ApiError::internal(format!("device registry: {e}"))
+        }
+        DomainError::NoRegistry => ApiError::internal("the device registry is not loaded"),
+        other => words::unexpected(&other),
+    }
 }
 
 fn device_id(p: &Params) -> Result<u64, ApiError> {
@@ -82,47 +123,99 @@ fn paging(query: Option<&str>) -> Result<(u64, usize), ApiError> {
     Ok((marker, limit))
 }
 
-fn list(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let (marker, limit) = paging(req.query.as_deref())?;
-    let devices = registry(ctx)?.list(marker, limit);
-    Ok(Reply::json(200, &json!({ "devices": devices })))
-}
-
-fn create(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let device = registry(ctx)?.create(Fields::parse(&req.body)?)?;
-    Ok(Reply::json(200, &json!(device)))
-}
-
-fn usage(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let (total, free, taken) = registry(ctx)?.usage();
-    Ok(Reply::json(
-        200,
-        &json!({ "total": total, "free": free, "taken": taken }),
-    ))
-}
-
-fn get(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let device = registry(ctx)?.get(device_id(p)?)?;
-    Ok(Reply::json(200, &json!(device)))
-}
-
-fn update(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let id = device_id(p)?;
-    let device = registry(ctx)?.update(id, Fields::parse(&req.body)?)?;
-    Ok(Reply::json(200, &json!(device)))
-}
-
-fn delete(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    registry(ctx)?.delete(device_id(p)?)?;
-    Ok(Reply {
-        body: Vec::new(),
-        ..Reply::json(204, &json!(null))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::api::{parse_request as parse, refusal};
+    use crate::devices::Fields;
+
+    #[test]
+    fn every_route_parses() {
+        let f = || Fields {
+            name: Some("d1".into()),
+            address: Some("192.0.2.1".into()),
+        };
+        let body = r#"{"name":"d1","address":"192.0.2.1"}"#;
+        let cases = [
+            (
+                "GET",
+                "/v1/devices?marker=2&limit=5",
+                "",
+                DeviceOp::List {
+                    marker: 2,
+                    limit: 5,
+                },
+            ),
+            (
+                "GET",
+                "/v1/devices",
+                "",
+                DeviceOp::List {
+                    marker: 0,
+                    limit: DEFAULT_LIMIT,
+                },
+            ),
+            ("POST", "/v1/devices", body, DeviceOp::Create(f())),
+            ("GET", "/v1/devices/usage", "", DeviceOp::Usage),
+            ("GET", "/v1/devices/7", "", DeviceOp::Get(7)),
+            ("PUT", "/v1/devices/7", body, DeviceOp::Update(7, f())),
+            ("DELETE", "/v1/devices/7", "", DeviceOp::Delete(7)),
+        ];
+        for (method, path, body, op) in cases {
+            assert_eq!(
+                parse(method, path, body).unwrap(),
+                Op::Device(op),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_ids_paging_and_bodies_are_bad_requests() {
+        let bad = |d: &str| (400, "Bad Request".to_string(), Some(d.to_string()));
+        let cases = [
+            (
+                "GET",
+                "/v1/devices/0",
+                "",
+                bad("device id must be a positive integer, not \"0\""),
+            ),
+            (
+                "PUT",
+                "/v1/devices/+7",
+                "{}",
+                bad("device id must be a positive integer, not \"+7\""),
+            ),
+            (
+                "DELETE",
+                "/v1/devices/x",
+                "",
+                bad("device id must be a positive integer, not \"x\""),
+            ),
+            (
+                "GET",
+                "/v1/devices?limit=0",
+                "",
+                bad("limit must be a whole number from 1 to 1000, not \"0\""),
+            ),
+            (
+                "POST",
+                "/v1/devices",
+                "[]",
+                bad("request body must be a JSON object"),
+            ),
+            (
+                "PUT",
+                "/v1/devices/7",
+                r#"{"name":""}"#,
+                bad("name must not be empty"),
+            ),
+        ];
+        for (method, path, body, want) in cases {
+            assert_eq!(refusal(parse(method, path, body)), want, "{method} {path}");
+        }
+    }
 
     #[test]
     fn paging_params() {

@@ -2,111 +2,187 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::api::{free, ApiRoute, Ctx, Endpoint, Reply, Request};
+use crate::api::ops::{DomainError, HapiOp, Op, Outcome};
+use crate::api::{free, words, ApiRoute, Endpoint, Reply};
 use crate::error::ApiError;
 use crate::hapi::{self, Action, NodeStatus};
 use crate::haproxy::HaproxyError;
 use crate::http::{Method, Params};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Status,
+    Nodes,
+    PoolManager,
+}
+
 pub fn routes() -> Vec<ApiRoute> {
+    let r = |method, pattern, key| free(method, pattern, Endpoint::Hapi(key));
     vec![
-        free(
-            Method::Get,
-            "/loadBalancer/status",
-            Endpoint::Handler(status),
-        ),
-        free(
-            Method::Get,
-            "/loadBalancer/nodes/{status}",
-            Endpoint::Handler(nodes),
-        ),
-        free(
+        r(Method::Get, "/loadBalancer/status", Key::Status),
+        r(Method::Get, "/loadBalancer/nodes/{status}", Key::Nodes),
+        r(
             Method::Post,
             "/loadBalancer/poolManager/{frontend}/{action}/{node}",
-            Endpoint::Handler(pool_manager),
+            Key::PoolManager,
         ),
     ]
 }
 
-impl From<HaproxyError> for ApiError {
-    fn from(e: HaproxyError) -> Self {
-        match e {
-            HaproxyError::Unavailable { path, reason } => ApiError::new(503, "HAProxy unavailable")
-                .with_details(format!("{}: {reason}", path.display())),
-            HaproxyError::Refused(msg) if msg.starts_with("No such") => {
-                ApiError::new(404, msg.trim_end_matches('.').to_string()).with_details(msg)
+pub fn parse(key: Key, p: &Params, _: Vec<u8>) -> Result<Op, ApiError> {
+    Ok(Op::Hapi(match key {
+        Key::Status => HapiOp::Status,
+        Key::Nodes => {
+            let word = p.get("status")?;
+            HapiOp::Nodes(NodeStatus::parse(word).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Unknown node status: {word} (use up, down or maint)"
+                ))
+            })?)
+        }
+        Key::PoolManager => {
+            let word = p.get("action")?;
+            let action = Action::parse(word).ok_or_else(|| {
+                ApiError::bad_request(format!("Unknown action: {word} (use enable or disable)"))
+            })?;
+            HapiOp::SetNode {
+                frontend: p.get("frontend")?.to_string(),
+                action,
+                node: p.get("node")?.to_string(),
             }
-            HaproxyError::Refused(msg) => {
-                ApiError::new(409, "HAProxy refused the command").with_details(msg)
+        }
+    }))
+}
+
+pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
+    Ok(match r.map_err(error)? {
+        // `[{...}]`: every `show info` field, as strings.
+        Outcome::Info(fields) => {
+            let mut info: Map<String, Value> = fields
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            // HApi always showed these two; HAProxy 2.x leaves them out while they are empty.
+            for key in ["node", "description"] {
+                info.entry(key)
+                    .or_insert_with(|| Value::String(String::new()));
             }
+            Reply::json(200, &json!([info]))
+        }
+        Outcome::Nodes(found) => {
+            let flag = if found.is_empty() { "False" } else { "True" };
+            Reply::json(200, &json!([{ "found": flag }, { "Nodes": found }]))
+        }
+        Outcome::NodeSet {
+            action,
+            backends,
+            node,
+        } => {
+            let names: Vec<&str> = backends.iter().map(|b| b.as_str()).collect();
+            Reply::json(
+                200,
+                &json!({
+                    "action": action.as_str(),
+                    "backend": hapi::python_list(&backends),
+                    "backends": names,
+                    "node": node,
+                }),
+            )
+        }
+        other => return Err(words::unexpected(&other)),
+    })
+}
+
+fn haproxy_error(e: HaproxyError) -> ApiError {
+    match e {
+        HaproxyError::Unavailable { path, reason } => ApiError::new(503, "HAProxy unavailable")
+            .with_details(format!("{}: {reason}", path.display())),
+        HaproxyError::Refused(msg) if msg.starts_with("No such") => {
+            ApiError::new(404, msg.trim_end_matches('.').to_string()).with_details(msg)
+        }
+        HaproxyError::Refused(msg) => {
+            ApiError::new(409, "HAProxy refused the command").with_details(msg)
         }
     }
 }
 
-/// `[{...}]`: every `show info` field, as strings.
-fn status(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let mut info: Map<String, Value> = ctx
-        .main_haproxy
-        .show_info()?
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    // HApi always showed these two; HAProxy 2.x leaves them out while they are empty.
-    for key in ["node", "description"] {
-        info.entry(key)
-            .or_insert_with(|| Value::String(String::new()));
+fn error(e: DomainError) -> ApiError {
+    match e {
+        DomainError::Haproxy(e) => haproxy_error(e),
+        DomainError::NoFrontend(f) => {
+            ApiError::not_found(format!("No frontend named {f} in the config"))
+        }
+        DomainError::BadNode(node, e) => ApiError::bad_request(format!("Invalid node {node}: {e}")),
+        // Which backend refused, and which were already changed.
+        DomainError::Pool(e) => {
+            let mut err = haproxy_error(e.cause);
+            let done = if e.done.is_empty() {
+                String::new()
+            } else {
+                format!(" (already done in {})", hapi::python_list(&e.done))
+            };
+            let what = format!("backend {}, server {}", e.backend, e.server);
+            err.details = Some(match err.details.take() {
+                Some(d) => format!("{what}: {d}{done}"),
+                None => format!("{what}{done}"),
+            });
+            err
+        }
+        other => words::unexpected(&other),
     }
-    Ok(Reply::json(200, &json!([info])))
 }
 
-fn nodes(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let word = p.get("status")?;
-    let status = NodeStatus::parse(word).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "Unknown node status: {word} (use up, down or maint)"
-        ))
-    })?;
-    let rows = ctx.main_haproxy.show_stat()?;
-    let found = hapi::nodes(&rows, status, ctx.config.server_prefix.as_deref());
-    let flag = if found.is_empty() { "False" } else { "True" };
-    Ok(Reply::json(
-        200,
-        &json!([{ "found": flag }, { "Nodes": found }]),
-    ))
-}
+#[cfg(test)]
+mod tests {
+    use crate::api::ops::{HapiOp, Op};
+    use crate::api::{parse_request as parse, refusal};
+    use crate::hapi::{Action, NodeStatus};
 
-fn pool_manager(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let (frontend, word, node) = (p.get("frontend")?, p.get("action")?, p.get("node")?);
-    let action = Action::parse(word).ok_or_else(|| {
-        ApiError::bad_request(format!("Unknown action: {word} (use enable or disable)"))
-    })?;
-    let backends = ctx.config.frontends.get(frontend).ok_or_else(|| {
-        ApiError::not_found(format!("No frontend named {frontend} in the config"))
-    })?;
-    let server = hapi::server_name(ctx.config.server_prefix.as_deref(), node)
-        .map_err(|e| ApiError::bad_request(format!("Invalid node {node}: {e}")))?;
-    hapi::set_server(&ctx.main_haproxy, backends, &server, action).map_err(|e| {
-        let mut err = ApiError::from(e.cause);
-        let done = if e.done.is_empty() {
-            String::new()
-        } else {
-            format!(" (already done in {})", hapi::python_list(&e.done))
-        };
-        let what = format!("backend {}, server {}", e.backend, e.server);
-        err.details = Some(match err.details.take() {
-            Some(d) => format!("{what}: {d}{done}"),
-            None => format!("{what}{done}"),
-        });
-        err
-    })?;
-    let names: Vec<&str> = backends.iter().map(|b| b.as_str()).collect();
-    Ok(Reply::json(
-        200,
-        &json!({
-            "action": action.as_str(),
-            "backend": hapi::python_list(backends),
-            "backends": names,
-            "node": node,
-        }),
-    ))
+    #[test]
+    fn every_route_parses() {
+        let cases = [
+            ("GET", "/loadBalancer/status", HapiOp::Status),
+            (
+                "GET",
+                "/loadBalancer/nodes/maint",
+                HapiOp::Nodes(NodeStatus::Maint),
+            ),
+            (
+                "POST",
+                "/loadBalancer/poolManager/www/disable/1",
+                HapiOp::SetNode {
+                    frontend: "www".into(),
+                    action: Action::Disable,
+                    node: "1".into(),
+                },
+            ),
+        ];
+        for (method, path, op) in cases {
+            assert_eq!(
+                parse(method, path, "").unwrap(),
+                Op::Hapi(op),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_words_are_bad_requests() {
+        let bad = |d: &str| (400, "Bad Request".to_string(), Some(d.to_string()));
+        let cases = [
+            (
+                "GET",
+                "/loadBalancer/nodes/sideways",
+                bad("Unknown node status: sideways (use up, down or maint)"),
+            ),
+            (
+                "POST",
+                "/loadBalancer/poolManager/www/drain/1",
+                bad("Unknown action: drain (use enable or disable)"),
+            ),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(refusal(parse(method, path, "")), want, "{method} {path}");
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::api::ops::{CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck};
+use crate::api::ops::{CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck, StoreOp};
 use crate::api::{held, words, ApiRoute, Ctx, Endpoint, Reply, Request};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
@@ -57,22 +57,22 @@ pub fn owns(path: &str) -> bool {
 /// Instance ids and certificate names are checked before any file is looked at: a bad name
 /// is a 409 even for an instance that does not exist.
 pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
-    Ok(match key {
-        Key::ServiceStatus => Op::Services,
-        Key::List => Op::Instances,
-        Key::Exists => Op::Exists(instance(p)?),
-        Key::Delete => Op::Delete {
+    Ok(Op::Store(match key {
+        Key::ServiceStatus => StoreOp::Services,
+        Key::List => StoreOp::Instances,
+        Key::Exists => StoreOp::Exists(instance(p)?),
+        Key::Delete => StoreOp::Delete {
             id: instance(p)?,
             need: Need::Listener,
         },
-        Key::PutConfig => Op::UploadAndRun {
+        Key::PutConfig => StoreOp::UploadAndRun {
             id: instance(p)?,
             config: body,
         },
-        Key::GetConfig => Op::Config(instance(p)?),
-        Key::DeleteConfig => Op::DeleteConfig(instance(p)?),
+        Key::GetConfig => StoreOp::Config(instance(p)?),
+        Key::DeleteConfig => StoreOp::DeleteConfig(instance(p)?),
         // Creates the instance if need be; a running one is reloaded to read the file.
-        Key::PutCert => Op::PutCert(CertPut {
+        Key::PutCert => StoreOp::PutCert(CertPut {
             id: instance(p)?,
             name: cert_name(p)?,
             pem: body,
@@ -80,17 +80,17 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
             check: PemCheck::Bundle,
             apply: CertApply::Reload,
         }),
-        Key::GetCert => Op::CertSum {
+        Key::GetCert => StoreOp::CertSum {
             id: instance(p)?,
             name: cert_name(p)?,
             need: Need::Listener,
         },
-        Key::DeleteCert => Op::DeleteCert {
+        Key::DeleteCert => StoreOp::DeleteCert {
             id: instance(p)?,
             name: cert_name(p)?,
             need: Need::Listener,
         },
-    })
+    }))
 }
 
 pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
@@ -160,6 +160,7 @@ fn error(e: DomainError) -> ApiError {
         }
         DomainError::Listener(ListenerError::Io(e)) | DomainError::Io(e) => internal(e),
         DomainError::Cert(e) => ApiError::plain(409, words::cert_refused(&e)),
+        other => internal(format!("{other:?}")),
     }
 }
 
@@ -207,7 +208,7 @@ fn status(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::api::ops::{CertApply, CertPut, Need, Op, PemCheck};
+    use crate::api::ops::{CertApply, CertPut, Need, PemCheck, StoreOp};
     use crate::api::{parse_request as parse, refusal};
     use crate::names::{CertName, ListenerId};
 
@@ -222,14 +223,14 @@ mod tests {
     #[test]
     fn every_route_parses() {
         let cases = [
-            ("GET", "/service_status", "", Op::Services),
-            ("GET", "/instances", "", Op::Instances),
-            ("GET", "/instances/i1", "", Op::Exists(id())),
+            ("GET", "/service_status", "", StoreOp::Services),
+            ("GET", "/instances", "", StoreOp::Instances),
+            ("GET", "/instances/i1", "", StoreOp::Exists(id())),
             (
                 "DELETE",
                 "/instances/i1",
                 "",
-                Op::Delete {
+                StoreOp::Delete {
                     id: id(),
                     need: Need::Listener,
                 },
@@ -238,23 +239,23 @@ mod tests {
                 "PUT",
                 "/instances/i1/haproxy",
                 "cfg",
-                Op::UploadAndRun {
+                StoreOp::UploadAndRun {
                     id: id(),
                     config: b"cfg".to_vec(),
                 },
             ),
-            ("GET", "/instances/i1/haproxy", "", Op::Config(id())),
+            ("GET", "/instances/i1/haproxy", "", StoreOp::Config(id())),
             (
                 "DELETE",
                 "/instances/i1/haproxy",
                 "",
-                Op::DeleteConfig(id()),
+                StoreOp::DeleteConfig(id()),
             ),
             (
                 "PUT",
                 "/instances/i1/certificates/c.pem",
                 "pem",
-                Op::PutCert(CertPut {
+                StoreOp::PutCert(CertPut {
                     id: id(),
                     name: cert(),
                     pem: b"pem".to_vec(),
@@ -267,7 +268,7 @@ mod tests {
                 "GET",
                 "/instances/i1/certificates/c.pem",
                 "",
-                Op::CertSum {
+                StoreOp::CertSum {
                     id: id(),
                     name: cert(),
                     need: Need::Listener,
@@ -277,7 +278,7 @@ mod tests {
                 "DELETE",
                 "/instances/i1/certificates/c.pem",
                 "",
-                Op::DeleteCert {
+                StoreOp::DeleteCert {
                     id: id(),
                     name: cert(),
                     need: Need::Listener,
@@ -285,7 +286,11 @@ mod tests {
             ),
         ];
         for (method, path, body, op) in cases {
-            assert_eq!(parse(method, path, body).unwrap(), op, "{method} {path}");
+            assert_eq!(
+                parse(method, path, body).unwrap(),
+                op.into(),
+                "{method} {path}"
+            );
         }
     }
 

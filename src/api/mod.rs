@@ -29,6 +29,8 @@ pub enum Endpoint {
     Amphora(amphora::Key),
     Amphora10(amphora10::Key),
     Legacy(legacy::Key),
+    Hapi(hapi::Key),
+    Devices(devices::Key),
     Handler(Handler),
 }
 
@@ -39,13 +41,15 @@ pub fn handle(ctx: &Ctx, e: Endpoint, req: &mut Request, p: &Params) -> Result<R
     if let Endpoint::Handler(h) = e {
         return h(ctx, req, p);
     }
-    let op = parse(e, p, std::mem::take(&mut req.body))?;
+    let op = parse(e, p, req.query.as_deref(), std::mem::take(&mut req.body))?;
     render(e, ops::execute(ctx, op))
 }
 
 /// The family's reading of a request: no `Ctx`, no I/O.
-fn parse(e: Endpoint, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
+fn parse(e: Endpoint, p: &Params, query: Option<&str>, body: Vec<u8>) -> Result<Op, ApiError> {
     match e {
+        Endpoint::Hapi(k) => hapi::parse(k, p, body),
+        Endpoint::Devices(k) => devices::parse(k, p, query, body),
         Endpoint::Amphora(k) => amphora::parse(k, p, body),
         Endpoint::Amphora10(k) => amphora10::parse(k, p, body),
         Endpoint::Legacy(k) => legacy::parse(k, p, body),
@@ -58,6 +62,8 @@ fn render(e: Endpoint, r: Result<Outcome, ops::DomainError>) -> Result<Reply, Ap
         Endpoint::Amphora(k) => amphora::render(k, r),
         Endpoint::Amphora10(k) => amphora10::render(k, r),
         Endpoint::Legacy(k) => legacy::render(k, r),
+        Endpoint::Hapi(k) => hapi::render(k, r),
+        Endpoint::Devices(k) => devices::render(k, r),
         Endpoint::Handler(_) => Err(ApiError::internal("a handler route has no renderer")),
     }
 }
@@ -120,12 +126,16 @@ pub fn routes(apis: &[Api]) -> Vec<ApiRoute> {
 
 /// For the families' parse tables: what a request parses into, with no `Ctx` and no HTTP.
 #[cfg(test)]
-pub(crate) fn parse_request(method: &str, path: &str, body: &str) -> Result<Op, ApiError> {
+pub(crate) fn parse_request(method: &str, target: &str, body: &str) -> Result<Op, ApiError> {
     use crate::http::{Match, Router};
     let router = Router::new(routes(&Api::ALL));
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
     match router.find(&Method::parse(method), path) {
-        Match::Found(route, p) => parse(route.target, &p, body.as_bytes().to_vec()),
-        _ => panic!("no route for {method} {path}"),
+        Match::Found(route, p) => parse(route.target, &p, query, body.as_bytes().to_vec()),
+        _ => panic!("no route for {method} {target}"),
     }
 }
 

@@ -110,10 +110,11 @@ pub fn amphora_error(e: DomainError, not_found: fn(&ListenerId) -> ApiError) -> 
         DomainError::Cert(e) => cert_error(&e),
         DomainError::CertNotFound(name) => ApiError::new(404, "Certificate Not Found")
             .with_details(format!("No certificate with file name: {name}")),
+        other => unexpected(&other),
     }
 }
 
-/// An outcome a family's operations never produce: a bug in its render table.
+/// An outcome (or error) a family's operations never produce: a bug in its render table.
 pub fn unexpected(what: &impl std::fmt::Debug) -> ApiError {
     ApiError::internal(format!("no answer for {what:?}"))
 }
