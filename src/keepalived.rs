@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use std::os::unix::process::CommandExt;
 
-use crate::launcher::{self, Master};
-use crate::process::Action;
-use crate::{process, store};
+use crate::process::{self, Action, Daemon};
+use crate::store;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,7 +34,7 @@ pub enum KeepalivedError {
 pub struct Keepalived {
     bin: PathBuf,
     dir: PathBuf,
-    running: Mutex<Option<Master>>,
+    running: Mutex<Option<Daemon>>,
 }
 
 impl Keepalived {
@@ -55,7 +54,7 @@ impl Keepalived {
         self.dir.join(name)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Master>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Daemon>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -88,7 +87,7 @@ impl Keepalived {
     }
 
     /// A keepalived an earlier agent started from this config, if one still runs.
-    fn adopt(&self) -> Option<Master> {
+    fn adopt(&self) -> Option<Daemon> {
         let pid: u32 = fs::read_to_string(self.file("keepalived.pid"))
             .ok()?
             .trim()
@@ -99,7 +98,7 @@ impl Keepalived {
         let ours = String::from_utf8_lossy(&cmdline)
             .split('\0')
             .any(|a| Path::new(a) == conf);
-        (ours && launcher::process_alive(pid)).then_some(Master::Adopted(pid))
+        (ours && process::alive(pid)).then_some(Daemon::Adopted(pid))
     }
 
     pub fn has_config(&self) -> bool {
@@ -118,7 +117,7 @@ impl Keepalived {
         Self::running_pid(&mut running).is_some()
     }
 
-    fn running_pid(running: &mut Option<Master>) -> Option<u32> {
+    fn running_pid(running: &mut Option<Daemon>) -> Option<u32> {
         let m = running.as_mut()?;
         m.alive().then(|| m.pid())
     }
@@ -131,7 +130,7 @@ impl Keepalived {
         match (action, Self::running_pid(&mut running)) {
             (Action::Start | Action::Reload, Some(pid)) => {
                 // Start of a running keepalived is a reload, as keepalived itself does it.
-                launcher::signal(pid, libc::SIGHUP);
+                process::signal(pid, libc::SIGHUP);
                 Ok("keepalived reloaded".into())
             }
             (Action::Start | Action::Reload, None) => {
@@ -141,10 +140,7 @@ impl Keepalived {
             (Action::Stop, None) => Ok("keepalived is not running".into()),
             (Action::Stop, Some(_)) => {
                 let mut m = running.take();
-                match m
-                    .as_mut()
-                    .map(|m| launcher::stop_with(m, libc::SIGTERM, STOP_GRACE))
-                {
+                match m.as_mut().map(|m| m.stop(libc::SIGTERM, STOP_GRACE)) {
                     Some(false) => Err(KeepalivedError::Failed(
                         Action::Stop,
                         "keepalived did not exit".into(),
@@ -155,7 +151,7 @@ impl Keepalived {
         }
     }
 
-    fn start(&self, action: Action) -> Result<Master, KeepalivedError> {
+    fn start(&self, action: Action) -> Result<Daemon, KeepalivedError> {
         let conf = self.conf();
         if !conf.exists() {
             return Err(KeepalivedError::NoConfig);
@@ -197,7 +193,7 @@ impl Keepalived {
                 return Err(fail(format!("{text}keepalived exited ({status})")));
             }
             if vrrp_pid.exists() {
-                return Ok(Master::Child(child));
+                return Ok(Daemon::Child(child));
             }
             if Instant::now() >= end {
                 let _ = child.kill();

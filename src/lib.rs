@@ -17,7 +17,6 @@ mod hapi;
 mod haproxy;
 mod http;
 mod keepalived;
-mod launcher;
 mod listeners;
 mod logs;
 mod names;

@@ -123,7 +123,7 @@ fn sweep_stale(parent: &std::path::Path) {
         };
         let ours =
             std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir() && m.uid() == me);
-        if ours && pid != std::process::id() && !crate::launcher::process_alive(pid) {
+        if ours && pid != std::process::id() && !crate::process::alive(pid) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
