@@ -52,55 +52,23 @@ pub fn serve(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     run(cfg, tls).inspect_err(|e| logs::error(e))
 }
 
-fn run(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
+fn run(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     tune_malloc();
     let (tls, server_cert) = match tls {
         Some((c, s)) => (Some(c), Some(s)),
         None => (None, None),
     };
-    logs::init(cfg.accesslog.as_deref(), cfg.logfile.as_deref(), cfg.debug)?;
-    // Absolute and free of symlinks: HAProxy runs in listeners' run directories, and adoption
-    // recognises a master by its working directory.
-    cfg.state_dir = prepare_dir("state_dir", &cfg.state_dir, 0o750)?;
-    cfg.cert_dir = prepare_dir("cert_dir", &cfg.cert_dir, 0o700)?;
-    let swept = store::sweep_temps(&cfg.state_dir) + store::sweep_temps(&cfg.cert_dir);
-    if swept > 0 {
-        logs::info(&format!(
-            "removed {swept} temp files of writes a crash cut short"
-        ));
-    }
+    let cfg = prepare(cfg)?;
     signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let public = TcpListener::bind((cfg.bind, cfg.port))
         .map_err(|e| format!("bind: {}:{}: cannot listen: {e}", cfg.bind, cfg.port))?;
     let local = public.local_addr().map_err(|e| e.to_string())?;
-    let registry = if cfg.apis.contains(&config::Api::Devices) {
-        Some(devices::Registry::open(&cfg.state_dir)?)
-    } else {
-        None
-    };
-    let topology = topology::TopologyState::open(&cfg.state_dir)?;
-    let plugs = netplug::Plugs::open(&cfg.state_dir)?;
-    // Interfaces come back down after a reboot: put the recorded plugs back first.
-    plugs.reapply();
-    let sampler = Arc::new(system::Sampler::default());
-    start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;
     let internal = server::Internal::bind(&std::env::temp_dir())
         .map_err(|e| format!("internal socket: {e}"))?;
-
     let cfg = Arc::new(cfg);
     let peers = Arc::new(front::PeerTable::new().map_err(|e| format!("random tokens: {e}"))?);
     let app = Arc::new(server::App {
-        ctx: api::Ctx {
-            config: cfg.clone(),
-            main_haproxy: haproxy::Runtime::new(&cfg.socat, SOCKET_TIMEOUT),
-            listeners: listeners::Listeners::new(&cfg.state_dir, &cfg.cert_dir, &cfg.haproxy),
-            devices: registry,
-            sampler: sampler.clone(),
-            server_cert,
-            keepalived: Arc::new(keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived)),
-            topology,
-            plugs,
-        },
+        ctx: context(cfg.clone(), server_cert)?,
         router: crate::http::Router::new(api::routes(&cfg.apis)),
         peers: peers.clone(),
     });
@@ -155,6 +123,48 @@ fn run(mut cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     }
     logs::info("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs, then the state and certificate directories, cleaned of writes a crash cut short.
+fn prepare(mut cfg: Config) -> Result<Config, String> {
+    logs::init(cfg.accesslog.as_deref(), cfg.logfile.as_deref(), cfg.debug)?;
+    // Absolute and free of symlinks: HAProxy runs in listeners' run directories, and adoption
+    // recognises a master by its working directory.
+    cfg.state_dir = prepare_dir("state_dir", &cfg.state_dir, 0o750)?;
+    cfg.cert_dir = prepare_dir("cert_dir", &cfg.cert_dir, 0o700)?;
+    let swept = store::sweep_temps(&cfg.state_dir) + store::sweep_temps(&cfg.cert_dir);
+    if swept > 0 {
+        logs::info(&format!(
+            "removed {swept} temp files of writes a crash cut short"
+        ));
+    }
+    Ok(cfg)
+}
+
+/// What every request works on, loaded from the state directory.
+fn context(cfg: Arc<Config>, server_cert: Option<tls::ServerCert>) -> Result<api::Ctx, String> {
+    let devices = if cfg.apis.contains(&config::Api::Devices) {
+        Some(devices::Registry::open(&cfg.state_dir)?)
+    } else {
+        None
+    };
+    let topology = topology::TopologyState::open(&cfg.state_dir)?;
+    let plugs = netplug::Plugs::open(&cfg.state_dir)?;
+    // Interfaces come back down after a reboot: put the recorded plugs back first.
+    plugs.reapply();
+    let sampler = Arc::new(system::Sampler::default());
+    start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;
+    Ok(api::Ctx {
+        main_haproxy: haproxy::Runtime::new(&cfg.socat, SOCKET_TIMEOUT),
+        listeners: listeners::Listeners::new(&cfg.state_dir, &cfg.cert_dir, &cfg.haproxy),
+        devices,
+        sampler,
+        server_cert,
+        keepalived: Arc::new(keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived)),
+        topology,
+        plugs,
+        config: cfg,
+    })
 }
 
 /// Large buffers (a client's unread answers, uploads) go straight to mmap and back to the

@@ -21,10 +21,51 @@ use crate::{logs, store, system};
 /// How long a transition waits for keepalived to hold its addresses.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The amphora's part in its load balancer; stored and shown by the spec's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    #[serde(rename = "SINGLE")]
+    Single,
+    #[serde(rename = "ACTIVE-STANDBY")]
+    ActiveStandby,
+    #[serde(rename = "ACTIVE-ACTIVE")]
+    ActiveActive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    #[serde(rename = "ACTIVE")]
+    Active,
+    #[serde(rename = "STANDBY")]
+    Standby,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "SINGLE" => Some(Kind::Single),
+            "ACTIVE-STANDBY" => Some(Kind::ActiveStandby),
+            "ACTIVE-ACTIVE" => Some(Kind::ActiveActive),
+            _ => None,
+        }
+    }
+}
+
+impl Role {
+    fn parse(s: &str) -> Option<Role> {
+        match s {
+            "ACTIVE" => Some(Role::Active),
+            "STANDBY" => Some(Role::Standby),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
-    pub topology: String,
-    pub role: String,
+    pub topology: Kind,
+    pub role: Role,
+    /// Empty when there is none (SINGLE), as stored and shown.
     pub ha_ip: String,
     secret: String,
 }
@@ -32,8 +73,8 @@ pub struct Topology {
 impl Default for Topology {
     fn default() -> Self {
         Topology {
-            topology: "SINGLE".into(),
-            role: "ACTIVE".into(),
+            topology: Kind::Single,
+            role: Role::Active,
             ha_ip: String::new(),
             secret: String::new(),
         }
@@ -43,7 +84,7 @@ impl Default for Topology {
 impl Topology {
     /// Whether this amphora is in an active role (a standby of an ACTIVE-STANDBY pair is not).
     pub fn is_active(&self) -> bool {
-        !(self.topology == "ACTIVE-STANDBY" && self.role == "STANDBY")
+        !(self.topology == Kind::ActiveStandby && self.role == Role::Standby)
     }
 
     /// Parses a POST body; every field that fails is named in the error.
@@ -53,17 +94,19 @@ impl Topology {
         let obj = v.as_object().ok_or("body must be a JSON object")?;
         let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).map(str::trim);
         let mut bad = Vec::new();
-        let topology = text("topology").unwrap_or("");
-        if !["SINGLE", "ACTIVE-STANDBY", "ACTIVE-ACTIVE"].contains(&topology) {
-            bad.push(format!("Unknown topology: {topology}"));
+        let word = text("topology").unwrap_or("");
+        let topology = Kind::parse(word);
+        if topology.is_none() {
+            bad.push(format!("Unknown topology: {word}"));
         }
-        let role = text("role").unwrap_or("ACTIVE");
-        if !["ACTIVE", "STANDBY"].contains(&role) {
-            bad.push(format!("Unknown role: {role}"));
+        let word = text("role").unwrap_or("ACTIVE");
+        let role = Role::parse(word);
+        if role.is_none() {
+            bad.push(format!("Unknown role: {word}"));
         }
         let ha_ip = text("ha_ip").unwrap_or("");
         let secret = text("secret").unwrap_or("");
-        if topology == "ACTIVE-STANDBY" {
+        if topology == Some(Kind::ActiveStandby) {
             if ha_ip.parse::<IpAddr>().is_err() {
                 bad.push(format!("Invalid ha_ip: {ha_ip:?}"));
             }
@@ -73,15 +116,15 @@ impl Topology {
         } else if !ha_ip.is_empty() && ha_ip.parse::<IpAddr>().is_err() {
             bad.push(format!("Invalid ha_ip: {ha_ip:?}"));
         }
-        if !bad.is_empty() {
-            return Err(bad.join("; "));
+        match (topology, role) {
+            (Some(topology), Some(role)) if bad.is_empty() => Ok(Topology {
+                topology,
+                role,
+                ha_ip: ha_ip.into(),
+                secret: secret.into(),
+            }),
+            _ => Err(bad.join("; ")),
         }
-        Ok(Topology {
-            topology: topology.into(),
-            role: role.into(),
-            ha_ip: ha_ip.into(),
-            secret: secret.into(),
-        })
     }
 }
 
@@ -155,10 +198,10 @@ impl TopologyState {
             return Ok(None);
         }
         let mut flag = Transition(self.changing.clone());
-        let active = next.role == "ACTIVE";
-        let work = match next.topology.as_str() {
-            "ACTIVE-STANDBY" if ka.has_config() => Some(Action::Start),
-            "SINGLE" if ka.is_running() => Some(Action::Stop),
+        let active = next.role == Role::Active;
+        let work = match next.topology {
+            Kind::ActiveStandby if ka.has_config() => Some(Action::Start),
+            Kind::Single if ka.is_running() => Some(Action::Stop),
             _ => None,
         };
         {
@@ -247,7 +290,7 @@ mod tests {
         assert!(Topology::parse(b"[]").is_err());
         assert_eq!(
             Topology::parse(br#"{"topology":"SINGLE"}"#).unwrap().role,
-            "ACTIVE"
+            Role::Active
         );
     }
 
