@@ -31,6 +31,15 @@ pub enum KeepalivedError {
     Io(std::io::Error),
 }
 
+/// What a start, stop or reload of keepalived did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    Started,
+    Reloaded,
+    Stopped,
+    NotRunning,
+}
+
 pub struct Keepalived {
     bin: PathBuf,
     dir: PathBuf,
@@ -122,7 +131,7 @@ impl Keepalived {
         m.alive().then(|| m.pid())
     }
 
-    pub fn act(&self, action: Action) -> Result<String, KeepalivedError> {
+    pub fn act(&self, action: Action) -> Result<Ran, KeepalivedError> {
         let mut running = self.lock();
         if Self::running_pid(&mut running).is_none() {
             *running = self.adopt();
@@ -131,13 +140,13 @@ impl Keepalived {
             (Action::Start | Action::Reload, Some(pid)) => {
                 // Start of a running keepalived is a reload, as keepalived itself does it.
                 process::signal(pid, libc::SIGHUP);
-                Ok("keepalived reloaded".into())
+                Ok(Ran::Reloaded)
             }
             (Action::Start | Action::Reload, None) => {
                 *running = Some(self.start(action)?);
-                Ok("keepalived started".into())
+                Ok(Ran::Started)
             }
-            (Action::Stop, None) => Ok("keepalived is not running".into()),
+            (Action::Stop, None) => Ok(Ran::NotRunning),
             (Action::Stop, Some(_)) => {
                 let mut m = running.take();
                 match m.as_mut().map(|m| m.stop(libc::SIGTERM, STOP_GRACE)) {
@@ -145,7 +154,7 @@ impl Keepalived {
                         Action::Stop,
                         "keepalived did not exit".into(),
                     )),
-                    _ => Ok("keepalived stopped".into()),
+                    _ => Ok(Ran::Stopped),
                 }
             }
         }

@@ -223,7 +223,7 @@ impl TopologyState {
                 let _flag = flag_for_thread;
                 match ka.act(action) {
                     Ok(what) => {
-                        logs::info(&format!("topology change: {what}"));
+                        logs::info(&format!("topology change: keepalived {what:?}"));
                         if action == Action::Start && active {
                             settle(&ka);
                         }

@@ -229,7 +229,7 @@ pub(super) fn vrrp_action(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, A
     let action = Action::parse(word).ok_or_else(|| {
         ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
     })?;
-    let details = ctx.keepalived.act(action)?;
+    let details = words::keepalived_ran(ctx.keepalived.act(action)?);
     Ok(Reply::json(
         202,
         &json!({ "message": "OK", "details": details }),

@@ -4,6 +4,7 @@
 
 use crate::certs::CertError;
 use crate::error::ApiError;
+use crate::keepalived;
 use crate::listeners::{ListenerError, LiveCert, Ran};
 use crate::names::ListenerId;
 use crate::process::Action;
@@ -51,6 +52,16 @@ pub fn applied(id: &ListenerId, applied: &Applied) -> Option<String> {
         Applied::Nothing => None,
         Applied::Live(l) => Some(live_cert(l)),
         Applied::Reloaded(r) => Some(ran(id, r)),
+    }
+}
+
+/// What a start, stop or reload of keepalived did.
+pub fn keepalived_ran(ran: keepalived::Ran) -> &'static str {
+    match ran {
+        keepalived::Ran::Started => "keepalived started",
+        keepalived::Ran::Reloaded => "keepalived reloaded",
+        keepalived::Ran::Stopped => "keepalived stopped",
+        keepalived::Ran::NotRunning => "keepalived is not running",
     }
 }
 
