@@ -174,15 +174,64 @@ pub fn json_bodies(data: &[u8]) {
                 ),
                 None => ("203.0.113.10".to_string(), body),
             };
-            let _ = netplug::vip_plug(&vip, rest);
+            match api::plug_body::vip_plug(&vip, rest) {
+                Ok(p) => vip_plug_holds(p),
+                Err(e) => plug_refusal(&e),
+            }
         }
-        3 => {
-            let _ = netplug::network_plug(body);
-        }
+        3 => match api::plug_body::network_plug(body) {
+            Ok(n) => network_plug_holds(n),
+            Err(e) => plug_refusal(&e),
+        },
         _ => {
             let _ = keepalived::check_self_contained(&String::from_utf8_lossy(body));
         }
     }
+}
+
+/// A VIP plug the agent accepts has every address where `ip` will put it, and survives the
+/// plug record.
+fn vip_plug_holds(p: netplug::VipPlug) {
+    assert!(p.subnet.contains(p.vip));
+    for ip in p.gateway.iter().chain(&p.vrrp_ip) {
+        assert!(p.subnet.contains(*ip) && *ip != p.vip);
+    }
+    for r in &p.host_routes {
+        assert!(p.subnet.contains(r.nexthop));
+        assert_eq!(r.destination.addr.is_ipv4(), p.subnet.addr.is_ipv4());
+    }
+    assert!(p.mtu.is_none_or(|m| (68..=65535).contains(&m)));
+    recorded_as_is(netplug::Plug::Vip {
+        plug: p,
+        table: 100,
+    });
+}
+
+fn network_plug_holds(n: netplug::NetworkPlug) {
+    for f in &n.fixed_ips {
+        assert!(f.subnet.contains(f.ip));
+    }
+    assert!(n.mtu.is_none_or(|m| (68..=65535).contains(&m)));
+    recorded_as_is(netplug::Plug::Network(n));
+}
+
+/// What is written to `plugs.json` reads back as the same plug.
+fn recorded_as_is(p: netplug::Plug) {
+    let bytes = serde_json::to_vec(&p).expect("a plug serializes"); // ok: a fuzz target panics on a bug
+    let back: netplug::Plug = serde_json::from_slice(&bytes).expect("a recorded plug loads"); // ok: a fuzz target panics on a bug
+    assert_eq!(back, p);
+}
+
+/// A refused plug body is the client's fault, said in one of the spec's words.
+fn plug_refusal(e: &error::ApiError) {
+    assert_eq!(e.status, 400);
+    assert!([
+        "Invalid VIP",
+        "Invalid request",
+        "Invalid subnet information"
+    ]
+    .contains(&e.message.as_str()));
+    assert!(e.details.is_some());
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::api::plug_body;
 use crate::api::{held, words, ApiRoute, Ctx, Endpoint, Reply, Request};
 use crate::certs::CertError;
 use crate::error::ApiError;
 use crate::http::{Method, Params};
 use crate::keepalived::KeepalivedError;
-use crate::netplug::{self, PlugError};
+use crate::netplug::{PlugError, PlugRequest};
 use crate::process::Action;
 use crate::system;
 use crate::tls::RotateError;
@@ -273,28 +274,29 @@ fn set_topology(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError>
     Ok(Reply::json(status, &json!({ "message": "OK" })))
 }
 
-impl From<PlugError> for ApiError {
-    fn from(e: PlugError) -> Self {
-        match e {
-            PlugError::Invalid(message, details) => {
-                ApiError::new(400, message).with_details(details)
-            }
-            // The details are what Octavia's controller looks for to retry: the port may
-            // still be on its way.
-            PlugError::NoInterface => ApiError::new(404, "No suitable network interface found")
-                .with_details("No suitable network interface found"),
-            PlugError::AlreadyPlugged(mac) => ApiError::new(409, "Interface already plugged")
-                .with_details(format!("the interface with MAC {mac} is already plugged")),
-            PlugError::Failed(message, out) => ApiError::new(500, message).with_details(out),
-            PlugError::Io(e) => ApiError::internal(format!("cannot record the plug: {e}")),
-        }
+/// A plug that was not done; `failed` is the message of a failed step, which names the kind
+/// of plug.
+fn plug_error(e: PlugError, failed: &'static str) -> ApiError {
+    match e {
+        // The details are what Octavia's controller looks for to retry: the port may
+        // still be on its way.
+        PlugError::NoInterface => ApiError::new(404, "No suitable network interface found")
+            .with_details("No suitable network interface found"),
+        PlugError::AlreadyPlugged(mac) => ApiError::new(409, "Interface already plugged")
+            .with_details(format!("the interface with MAC {mac} is already plugged")),
+        PlugError::NoFreeTable => ApiError::new(500, failed).with_details("no free routing table"),
+        PlugError::Failed(step) => ApiError::new(500, failed).with_details(step.to_string()),
+        PlugError::Io(e) => ApiError::internal(format!("cannot record the plug: {e}")),
     }
 }
 
 pub(super) fn plug_vip(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let plug = netplug::vip_plug(p.get("ip")?, &req.body)?;
-    let vip = plug.vip.clone().unwrap_or_default();
-    let dev = ctx.plugs.plug(plug, "Error plugging VIP")?;
+    let plug = plug_body::vip_plug(p.get("ip")?, &req.body)?;
+    let vip = plug.vip;
+    let dev = ctx
+        .plugs
+        .plug(PlugRequest::Vip(plug))
+        .map_err(|e| plug_error(e, "Error plugging VIP"))?;
     Ok(Reply::json(
         202,
         &json!({ "message": "OK", "details": format!("VIP {vip} plugged on interface {dev}") }),
@@ -302,8 +304,11 @@ pub(super) fn plug_vip(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, Ap
 }
 
 pub(super) fn plug_network(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let plug = netplug::network_plug(&req.body)?;
-    let dev = ctx.plugs.plug(plug, "Error plugging Port")?;
+    let plug = plug_body::network_plug(&req.body)?;
+    let dev = ctx
+        .plugs
+        .plug(PlugRequest::Network(plug))
+        .map_err(|e| plug_error(e, "Error plugging Port"))?;
     Ok(Reply::json(
         202,
         &json!({ "message": "OK", "details": format!("Plugged interface {dev}") }),

@@ -8,6 +8,7 @@ pub mod hapi;
 pub mod host;
 pub mod legacy;
 pub mod ops;
+pub mod plug_body;
 mod words;
 
 use std::sync::Arc;
