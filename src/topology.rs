@@ -155,6 +155,7 @@ pub struct TopologyState {
 }
 
 /// What a POST did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     /// Recorded; nothing to do.
     Done,

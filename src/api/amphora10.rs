@@ -6,10 +6,9 @@
 
 use serde_json::{json, Value};
 
-use crate::api::ops::{
-    self, CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck, StoreOp,
-};
-use crate::api::{amphora, held, host, words, ApiRoute, Ctx, Endpoint, Reply, Request};
+use crate::api::host::{self, Version};
+use crate::api::ops::{CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck, StoreOp};
+use crate::api::{amphora, held, words, ApiRoute, Endpoint, Reply};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
 use crate::names::{CertName, ListenerId};
@@ -32,13 +31,17 @@ pub enum Key {
 
 pub fn routes() -> Vec<ApiRoute> {
     let r = |method, pattern, key| held(method, pattern, Endpoint::Amphora10(key));
-    let h = |method, pattern, handler| held(method, pattern, Endpoint::Handler(handler));
+    let h = |method, pattern, key| held(method, pattern, Endpoint::Host(key));
     const CERT: &str = "/1.0/loadbalancer/{lb}/certificates/{filename}";
     vec![
         r(Method::Get, "/", Key::Version),
         r(Method::Get, "//", Key::Version),
-        h(Method::Get, "/1.0/info", info),
-        h(Method::Get, "/1.0/details", details),
+        h(Method::Get, "/1.0/info", host::Key::Info(Version::V10)),
+        h(
+            Method::Get,
+            "/1.0/details",
+            host::Key::Details(Version::V10),
+        ),
         r(Method::Get, "/1.0/listeners", Key::Listeners),
         r(Method::Delete, "/1.0/listeners/{lb}", Key::DeleteLb),
         // Before the upload route: both have five segments.
@@ -56,16 +59,12 @@ pub fn routes() -> Vec<ApiRoute> {
             Key::GetConfig,
         ),
         r(Method::Put, "/1.0/loadbalancer/{lb}/{action}", Key::Act),
-        h(Method::Post, "/1.0/plug/vip/{ip}", host::plug_vip),
-        h(Method::Post, "/1.0/plug/network", host::plug_network),
-        h(
-            Method::Put,
-            "/1.0/certificate",
-            host::put_server_certificate,
-        ),
-        h(Method::Put, "/1.0/vrrp/upload", host::vrrp_upload),
-        h(Method::Put, "/1.0/vrrp/{action}", host::vrrp_action),
-        h(Method::Get, "/1.0/interface/{ip}", host::interface),
+        h(Method::Post, "/1.0/plug/vip/{ip}", host::Key::PlugVip),
+        h(Method::Post, "/1.0/plug/network", host::Key::PlugNetwork),
+        h(Method::Put, "/1.0/certificate", host::Key::Certificate),
+        h(Method::Put, "/1.0/vrrp/upload", host::Key::VrrpUpload),
+        h(Method::Put, "/1.0/vrrp/{action}", host::Key::VrrpAction),
+        h(Method::Get, "/1.0/interface/{ip}", host::Key::Interface),
         r(Method::Put, "/1.0/config", Key::AgentConfig),
     ]
 }
@@ -195,32 +194,6 @@ fn lb_id(p: &Params) -> Result<ListenerId, ApiError> {
 
 fn cert_name(p: &Params) -> Result<CertName, ApiError> {
     CertName::parse(p.get("filename")?).map_err(|_| ApiError::new(400, "Filename has wrong format"))
-}
-
-fn info(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    Ok(Reply::json(
-        200,
-        &Value::Object(host::info_of(ctx, API_VERSION)),
-    ))
-}
-
-/// v0.1's details, plus what Octavia's controller reads from 1.0's: `cpu_count` and
-/// `active_tuned_profiles` (it tunes HAProxy's threads by them); listeners are frontends.
-fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let mut d = host::details_of(ctx, API_VERSION)?;
-    let mut listeners: Vec<String> = ops::frontends(ctx)
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
-    listeners.sort();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let tuned = std::fs::read_to_string("/etc/tuned/active_profile").unwrap_or_default();
-    d.insert("listeners".into(), json!(listeners));
-    d.insert("cpu_count".into(), json!(cpus));
-    d.insert("active_tuned_profiles".into(), json!(tuned.trim()));
-    d.insert("lvs_listener_process_count".into(), json!(0));
-    Ok(Reply::json(200, &Value::Object(d)))
 }
 
 #[cfg(test)]

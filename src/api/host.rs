@@ -1,118 +1,152 @@
 //! Amphora API v0.1, the host half (spec/amphora-api-v0.1.rst): `/info` (unversioned),
 //! `/v0.1/details`, `/v0.1/topology`, `/v0.1/interface/<ip>`, `/v0.1/plug/...`,
-//! `/v0.1/certificate`, `/v0.1/vrrp/...`. Listener routes are in `amphora.rs`.
+//! `/v0.1/certificate`, `/v0.1/vrrp/...`; API 1.0 routes the same operations here (its
+//! `/1.0/info` and `/1.0/details` say more). Listener routes are in `amphora.rs`.
 
 use serde_json::{json, Map, Value};
 
-use crate::api::plug_body;
-use crate::api::{held, words, ApiRoute, Ctx, Endpoint, Reply, Request};
+use crate::api::ops::{Details, DomainError, HostOp, Identity, Op, Outcome};
+use crate::api::{amphora, held, plug_body, words, ApiRoute, Endpoint, Reply};
 use crate::certs::CertError;
 use crate::error::ApiError;
 use crate::http::{Method, Params};
 use crate::keepalived::KeepalivedError;
 use crate::netplug::{PlugError, PlugRequest};
-use crate::process::Action;
 use crate::system;
 use crate::tls::RotateError;
 use crate::topology::{Change, Topology};
 
-pub const API_VERSION: &str = "0.1";
+const INVALID: &str = "Invalid request";
+
+/// The API version a route belongs to: `/info` and `/details` name it, and 1.0's details say
+/// more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V01,
+    V10,
+}
+
+impl Version {
+    fn as_str(self) -> &'static str {
+        match self {
+            Version::V01 => "0.1",
+            Version::V10 => "1.0",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Info(Version),
+    Details(Version),
+    Interface,
+    Certificate,
+    GetTopology,
+    SetTopology,
+    PlugVip,
+    PlugNetwork,
+    VrrpUpload,
+    VrrpAction,
+}
 
 pub fn routes() -> Vec<ApiRoute> {
+    let r = |method, pattern, key| held(method, pattern, Endpoint::Host(key));
     vec![
-        held(Method::Get, "/info", Endpoint::Handler(info)),
-        held(Method::Get, "/v0.1/details", Endpoint::Handler(details)),
-        held(
-            Method::Get,
-            "/v0.1/interface/{ip}",
-            Endpoint::Handler(interface),
-        ),
-        held(
-            Method::Put,
-            "/v0.1/certificate",
-            Endpoint::Handler(put_server_certificate),
-        ),
-        held(
-            Method::Get,
-            "/v0.1/topology",
-            Endpoint::Handler(get_topology),
-        ),
-        held(
-            Method::Post,
-            "/v0.1/topology",
-            Endpoint::Handler(set_topology),
-        ),
-        held(
-            Method::Post,
-            "/v0.1/plug/vip/{ip}",
-            Endpoint::Handler(plug_vip),
-        ),
-        held(
-            Method::Post,
-            "/v0.1/plug/network/",
-            Endpoint::Handler(plug_network),
-        ),
-        held(
-            Method::Post,
-            "/v0.1/plug/network",
-            Endpoint::Handler(plug_network),
-        ),
+        r(Method::Get, "/info", Key::Info(Version::V01)),
+        r(Method::Get, "/v0.1/details", Key::Details(Version::V01)),
+        r(Method::Get, "/v0.1/interface/{ip}", Key::Interface),
+        r(Method::Put, "/v0.1/certificate", Key::Certificate),
+        r(Method::Get, "/v0.1/topology", Key::GetTopology),
+        r(Method::Post, "/v0.1/topology", Key::SetTopology),
+        r(Method::Post, "/v0.1/plug/vip/{ip}", Key::PlugVip),
+        r(Method::Post, "/v0.1/plug/network/", Key::PlugNetwork),
+        r(Method::Post, "/v0.1/plug/network", Key::PlugNetwork),
         // Before `{action}`, which would take "upload" for an action.
-        held(
-            Method::Put,
-            "/v0.1/vrrp/upload",
-            Endpoint::Handler(vrrp_upload),
-        ),
-        held(
-            Method::Put,
-            "/v0.1/vrrp/{action}",
-            Endpoint::Handler(vrrp_action),
-        ),
+        r(Method::Put, "/v0.1/vrrp/upload", Key::VrrpUpload),
+        r(Method::Put, "/v0.1/vrrp/{action}", Key::VrrpAction),
     ]
 }
 
-fn uuid(ctx: &Ctx) -> String {
-    ctx.config.amphora_id.clone().unwrap_or_default()
+pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
+    Ok(Op::Host(match key {
+        Key::Info(_) => HostOp::Info,
+        Key::Details(v) => HostOp::Details {
+            frontends: v == Version::V10,
+        },
+        Key::Interface => HostOp::Interface(
+            p.get("ip")?
+                .parse()
+                .map_err(|_| ApiError::new(400, "Bad IP address version"))?,
+        ),
+        Key::Certificate => HostOp::RotateCert(body),
+        Key::GetTopology => HostOp::Topology,
+        Key::SetTopology => HostOp::SetTopology(
+            Topology::parse(&body).map_err(|d| ApiError::new(400, INVALID).with_details(d))?,
+        ),
+        Key::PlugVip => HostOp::Plug(PlugRequest::Vip(plug_body::vip_plug(p.get("ip")?, &body)?)),
+        Key::PlugNetwork => HostOp::Plug(PlugRequest::Network(plug_body::network_plug(&body)?)),
+        Key::VrrpUpload => HostOp::VrrpUpload(body),
+        Key::VrrpAction => HostOp::Vrrp(amphora::action_word(p.get("action")?)?),
+    }))
 }
 
-/// The installed versions, as `[{"haproxy": "2.6.12-1+deb12u4"}, ...]`, and haproxy's alone.
-fn packages(ctx: &Ctx) -> (Vec<Value>, String) {
-    let pkgs = system::packages(&ctx.config.haproxy, &ctx.config.keepalived);
-    let haproxy = pkgs
-        .iter()
-        .find(|(n, _)| n == "haproxy")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let list = pkgs.iter().map(|(n, v)| json!({ n.as_str(): v })).collect();
-    (list, haproxy)
+pub fn render(key: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
+    let ok = |status| Reply::json(status, &json!({ "message": "OK" }));
+    let details =
+        |status, d: String| Reply::json(status, &json!({ "message": "OK", "details": d }));
+    Ok(match r.map_err(|e| error(key, e))? {
+        Outcome::Identity(id) => {
+            let Key::Info(v) = key else {
+                return Err(words::unexpected(&key));
+            };
+            Reply::json(200, &Value::Object(identity(&id, v)))
+        }
+        Outcome::Details(d) => {
+            let Key::Details(v) = key else {
+                return Err(words::unexpected(&key));
+            };
+            Reply::json(200, &Value::Object(details_of(&d, v)))
+        }
+        Outcome::Interface(name) => {
+            Reply::json(200, &json!({ "message": "OK", "interface": name }))
+        }
+        Outcome::Done => ok(202),
+        Outcome::Topology { identity, topology } => Reply::json(
+            200,
+            &json!({
+                "hostname": identity.hostname,
+                "uuid": identity.uuid,
+                "topology": topology.topology,
+                "role": topology.role,
+                "ha_ip": topology.ha_ip,
+            }),
+        ),
+        Outcome::TopologySet(Change::Done) => ok(200),
+        Outcome::TopologySet(Change::Started) => ok(202),
+        Outcome::Plugged {
+            vip: Some(vip),
+            dev,
+        } => details(202, format!("VIP {vip} plugged on interface {dev}")),
+        Outcome::Plugged { vip: None, dev } => details(202, format!("Plugged interface {dev}")),
+        Outcome::Uploaded { md5 } => ok(200).with_header("ETag", md5),
+        Outcome::Keepalived(ran) => details(202, words::keepalived_ran(ran).to_string()),
+        other => return Err(words::unexpected(&other)),
+    })
 }
 
-/// What `/info` says, which `/details` starts with; `api_version` is the caller's API's.
-fn identity(ctx: &Ctx, haproxy_version: String, api_version: &str) -> Map<String, Value> {
+/// What `/info` says, which `/details` starts with.
+fn identity(id: &Identity, v: Version) -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert("hostname".into(), json!(system::hostname()));
-    m.insert("uuid".into(), json!(uuid(ctx)));
-    m.insert("haproxy_version".into(), json!(haproxy_version));
-    m.insert("api_version".into(), json!(api_version));
+    m.insert("hostname".into(), json!(id.hostname));
+    m.insert("uuid".into(), json!(id.uuid));
+    m.insert("haproxy_version".into(), json!(id.haproxy_version));
+    m.insert("api_version".into(), json!(v.as_str()));
     m
 }
 
-/// `/info` of an API version.
-pub(super) fn info_of(ctx: &Ctx, api_version: &str) -> Map<String, Value> {
-    let (_, haproxy_version) = packages(ctx);
-    identity(ctx, haproxy_version, api_version)
-}
-
-fn info(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    Ok(Reply::json(200, &Value::Object(info_of(ctx, API_VERSION))))
-}
-
 /// Memory figures in kB, named as the spec names them.
-fn memory() -> Value {
-    let m = std::fs::read_to_string("/proc/meminfo")
-        .map(|t| system::parse_meminfo(&t))
-        .unwrap_or_default();
-    let get = |k: &str| m.get(k).copied().unwrap_or(0);
+fn memory(d: &Details) -> Value {
+    let get = |k: &str| d.memory.get(k).copied().unwrap_or(0);
     json!({
         "total": get("MemTotal"),
         "free": get("MemFree"),
@@ -126,152 +160,76 @@ fn memory() -> Value {
     })
 }
 
-/// `/details` of an API version.
-pub(super) fn details_of(ctx: &Ctx, api_version: &str) -> Result<Map<String, Value>, ApiError> {
-    let rates = ctx.sampler.rates();
+/// `/details`; 1.0's adds what Octavia's controller reads from it: `cpu_count` and
+/// `active_tuned_profiles` (it tunes HAProxy's threads by them), and its listeners are
+/// frontends.
+fn details_of(d: &Details, v: Version) -> Map<String, Value> {
     let (mut tx, mut rx) = (0.0, 0.0);
     let mut networks = Map::new();
-    for (name, (t, r)) in &rates.net {
+    for (name, (t, r)) in &d.rates.net {
         tx += t;
         rx += r;
         networks.insert(name.clone(), json!({ "network_tx": t, "network_rx": r }));
     }
-    let (total, user, system, soft_irq) = rates.cpu;
-    let (used, available) = system::disk_kb(std::path::Path::new("/")).unwrap_or((0, 0));
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|t| system::parse_loadavg(&t))
-        .unwrap_or_default();
-    let listeners: Vec<String> = ctx
-        .listeners
-        .list_ids()
-        .map_err(|e| ApiError::internal(e.to_string()))?
+    let (total, user, system, soft_irq) = d.rates.cpu;
+    let (used, available) = d.disk;
+    let listeners: Vec<String> = match (&d.frontends, v) {
+        (Some(names), Version::V10) => names.clone(),
+        _ => d.listeners.iter().map(|id| id.to_string()).collect(),
+    };
+    let packages: Vec<Value> = d
+        .packages
         .iter()
-        .map(|id| id.to_string())
+        .map(|(n, v)| json!({ n.as_str(): v }))
         .collect();
-    let (packages, haproxy_version) = packages(ctx);
-    let mut out = identity(ctx, haproxy_version, api_version);
+    let status = if d.in_transition {
+        "TOPOLOGY-CHANGE"
+    } else {
+        "OK"
+    };
+    let mut out = identity(&d.identity, v);
     let rest = json!({
         "network_tx": tx,
         "network_rx": rx,
         "networks": networks,
-        "active": ctx.topology.get().is_active(),
-        "haproxy_count": ctx.listeners.running_count(),
+        "active": d.topology.is_active(),
+        "haproxy_count": d.running,
         "cpu": { "total": total, "user": user, "system": system, "soft_irq": soft_irq },
-        "memory": memory(),
+        "memory": memory(d),
         "disk": { "used": used, "available": available },
-        "load": load,
-        "topology": ctx.topology.get().topology,
-        "topology_status": topology_status(ctx),
+        "load": system::parse_loadavg(&d.loadavg),
+        "topology": d.topology.topology,
+        "topology_status": status,
         "listeners": listeners,
         "packages": packages,
     });
     if let Value::Object(rest) = rest {
         out.extend(rest);
     }
-    Ok(out)
+    if v == Version::V10 {
+        out.insert("cpu_count".into(), json!(d.cpu_count));
+        out.insert("active_tuned_profiles".into(), json!(d.tuned));
+        out.insert("lvs_listener_process_count".into(), json!(0));
+    }
+    out
 }
 
-fn details(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    Ok(Reply::json(
-        200,
-        &Value::Object(details_of(ctx, API_VERSION)?),
-    ))
-}
-
-/// Rotates the agent's own certificate: new connections get it, open ones keep theirs, and
-/// a bad upload changes nothing.
-pub(super) fn put_server_certificate(
-    ctx: &Ctx,
-    req: &Request,
-    _: &Params,
-) -> Result<Reply, ApiError> {
-    let sc = ctx.server_cert.as_ref().ok_or_else(|| {
-        ApiError::new(400, "Invalid request")
-            .with_details("the agent serves plain HTTP: it has no certificate to replace")
-    })?;
-    sc.rotate(&req.body).map_err(|e| match e {
-        RotateError::Pem(e) => words::cert_error(&CertError::from(e)),
-        RotateError::Io(e) => ApiError::internal(format!("cannot store the certificate: {e}")),
-    })?;
-    Ok(Reply::json(202, &json!({ "message": "OK" })))
-}
-
-impl From<KeepalivedError> for ApiError {
-    fn from(e: KeepalivedError) -> Self {
-        match e {
-            KeepalivedError::Invalid(out) => {
-                ApiError::new(400, "Invalid request").with_details(out)
-            }
-            KeepalivedError::Unavailable(why) => {
-                ApiError::new(503, "keepalived unavailable").with_details(why)
-            }
-            KeepalivedError::NoConfig => ApiError::new(400, "Invalid request")
-                .with_details("no keepalived configuration has been uploaded"),
-            KeepalivedError::Failed(action, out) => ApiError::new(
-                500,
-                format!("Failed to {} keepalived service", words::verb(action)),
-            )
-            .with_details(out),
-            KeepalivedError::Io(e) => {
-                ApiError::new(500, "Failed to upload keepalived configuration.")
-                    .with_details(e.to_string())
-            }
+fn keepalived_error(e: KeepalivedError) -> ApiError {
+    match e {
+        KeepalivedError::Invalid(out) => ApiError::new(400, INVALID).with_details(out),
+        KeepalivedError::Unavailable(why) => {
+            ApiError::new(503, "keepalived unavailable").with_details(why)
         }
+        KeepalivedError::NoConfig => ApiError::new(400, INVALID)
+            .with_details("no keepalived configuration has been uploaded"),
+        KeepalivedError::Failed(action, out) => ApiError::new(
+            500,
+            format!("Failed to {} keepalived service", words::verb(action)),
+        )
+        .with_details(out),
+        KeepalivedError::Io(e) => ApiError::new(500, "Failed to upload keepalived configuration.")
+            .with_details(e.to_string()),
     }
-}
-
-pub(super) fn vrrp_upload(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
-    ctx.keepalived.upload(&req.body)?;
-    Ok(Reply::json(200, &json!({ "message": "OK" })).with_etag(&req.body))
-}
-
-pub(super) fn vrrp_action(ctx: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let word = p.get("action")?;
-    let action = Action::parse(word).ok_or_else(|| {
-        ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
-    })?;
-    let details = words::keepalived_ran(ctx.keepalived.act(action)?);
-    Ok(Reply::json(
-        202,
-        &json!({ "message": "OK", "details": details }),
-    ))
-}
-
-fn topology_status(ctx: &Ctx) -> &'static str {
-    if ctx.topology.in_transition() {
-        "TOPOLOGY-CHANGE"
-    } else {
-        "OK"
-    }
-}
-
-fn get_topology(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let t = ctx.topology.get();
-    Ok(Reply::json(
-        200,
-        &json!({
-            "hostname": system::hostname(),
-            "uuid": uuid(ctx),
-            "topology": t.topology,
-            "role": t.role,
-            "ha_ip": t.ha_ip,
-        }),
-    ))
-}
-
-fn set_topology(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let next = Topology::parse(&req.body)
-        .map_err(|d| ApiError::new(400, "Invalid request").with_details(d))?;
-    let change = ctx
-        .topology
-        .set(next, &ctx.keepalived)
-        .map_err(|e| ApiError::internal(format!("cannot store the topology: {e}")))?;
-    let status = match change {
-        Some(Change::Done) => 200,
-        Some(Change::Started) => 202,
-        None => return Err(ApiError::new(503, "Topology transition in progress")),
-    };
-    Ok(Reply::json(status, &json!({ "message": "OK" })))
 }
 
 /// A plug that was not done; `failed` is the message of a failed step, which names the kind
@@ -290,40 +248,120 @@ fn plug_error(e: PlugError, failed: &'static str) -> ApiError {
     }
 }
 
-pub(super) fn plug_vip(ctx: &Ctx, req: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let plug = plug_body::vip_plug(p.get("ip")?, &req.body)?;
-    let vip = plug.vip;
-    let dev = ctx
-        .plugs
-        .plug(PlugRequest::Vip(plug))
-        .map_err(|e| plug_error(e, "Error plugging VIP"))?;
-    Ok(Reply::json(
-        202,
-        &json!({ "message": "OK", "details": format!("VIP {vip} plugged on interface {dev}") }),
-    ))
+fn error(key: Key, e: DomainError) -> ApiError {
+    match e {
+        DomainError::Keepalived(e) => keepalived_error(e),
+        DomainError::Plug(e) if key == Key::PlugVip => plug_error(e, "Error plugging VIP"),
+        DomainError::Plug(e) => plug_error(e, "Error plugging Port"),
+        DomainError::NoInterface => ApiError::new(404, "Error interface not found for IP address"),
+        DomainError::PlainHttp => ApiError::new(400, INVALID)
+            .with_details("the agent serves plain HTTP: it has no certificate to replace"),
+        DomainError::Rotate(RotateError::Pem(e)) => words::cert_error(&CertError::from(e)),
+        DomainError::Rotate(RotateError::Io(e)) => {
+            ApiError::internal(format!("cannot store the certificate: {e}"))
+        }
+        DomainError::InTransition => ApiError::new(503, "Topology transition in progress"),
+        DomainError::TopologyStore(e) => {
+            ApiError::internal(format!("cannot store the topology: {e}"))
+        }
+        DomainError::Io(e) => ApiError::internal(e.to_string()),
+        other => words::unexpected(&other),
+    }
 }
 
-pub(super) fn plug_network(ctx: &Ctx, req: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let plug = plug_body::network_plug(&req.body)?;
-    let dev = ctx
-        .plugs
-        .plug(PlugRequest::Network(plug))
-        .map_err(|e| plug_error(e, "Error plugging Port"))?;
-    Ok(Reply::json(
-        202,
-        &json!({ "message": "OK", "details": format!("Plugged interface {dev}") }),
-    ))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{parse_request as parse, refusal};
+    use crate::process::Action;
 
-pub(super) fn interface(_: &Ctx, _: &Request, p: &Params) -> Result<Reply, ApiError> {
-    let ip = p
-        .get("ip")?
-        .parse()
-        .map_err(|_| ApiError::new(400, "Bad IP address version"))?;
-    let name = system::interface_of(ip)
-        .ok_or_else(|| ApiError::new(404, "Error interface not found for IP address"))?;
-    Ok(Reply::json(
-        200,
-        &json!({ "message": "OK", "interface": name }),
-    ))
+    fn host(method: &str, path: &str, body: &str) -> HostOp {
+        match parse(method, path, body) {
+            Ok(Op::Host(op)) => op,
+            other => panic!("{method} {path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_route_parses() {
+        let vip = r#"{"subnet_cidr":"203.0.113.0/24","gateway":"203.0.113.1","mac_address":"fa:16:3e:00:00:01"}"#;
+        let port = r#"{"mac_address":"fa:16:3e:00:00:02","fixed_ips":[]}"#;
+        let topo = r#"{"topology":"SINGLE"}"#;
+        for prefix in ["/v0.1", "/1.0"] {
+            let frontends = prefix == "/1.0";
+            let info = if frontends { "/1.0/info" } else { "/info" };
+            assert_eq!(host("GET", info, ""), HostOp::Info);
+            let details = format!("{prefix}/details");
+            assert_eq!(host("GET", &details, ""), HostOp::Details { frontends });
+            let interface = format!("{prefix}/interface/203.0.113.7");
+            assert_eq!(
+                host("GET", &interface, ""),
+                HostOp::Interface("203.0.113.7".parse().unwrap())
+            );
+            let cert = format!("{prefix}/certificate");
+            assert_eq!(
+                host("PUT", &cert, "pem"),
+                HostOp::RotateCert(b"pem".to_vec())
+            );
+            let upload = format!("{prefix}/vrrp/upload");
+            assert_eq!(host("PUT", &upload, "c"), HostOp::VrrpUpload(b"c".to_vec()));
+            let reload = format!("{prefix}/vrrp/reload");
+            assert_eq!(host("PUT", &reload, ""), HostOp::Vrrp(Action::Reload));
+            let plug = format!("{prefix}/plug/vip/203.0.113.7");
+            let HostOp::Plug(PlugRequest::Vip(v)) = host("POST", &plug, vip) else {
+                panic!("{plug}");
+            };
+            assert_eq!(v.vip.to_string(), "203.0.113.7");
+            let plug = format!("{prefix}/plug/network");
+            assert!(matches!(
+                host("POST", &plug, port),
+                HostOp::Plug(PlugRequest::Network(_))
+            ));
+        }
+        assert!(matches!(
+            host("POST", "/v0.1/plug/network/", port),
+            HostOp::Plug(PlugRequest::Network(_))
+        ));
+        assert_eq!(host("GET", "/v0.1/topology", ""), HostOp::Topology);
+        assert_eq!(
+            host("POST", "/v0.1/topology", topo),
+            HostOp::SetTopology(Topology::parse(topo.as_bytes()).unwrap())
+        );
+    }
+
+    #[test]
+    fn bad_addresses_words_and_bodies() {
+        let s = |t: &str| t.to_string();
+        let cases = [
+            (
+                "GET",
+                "/v0.1/interface/nope",
+                "",
+                (400, s("Bad IP address version"), None),
+            ),
+            (
+                "GET",
+                "/1.0/interface/1.2.3",
+                "",
+                (400, s("Bad IP address version"), None),
+            ),
+            (
+                "PUT",
+                "/v0.1/vrrp/jump",
+                "",
+                (400, s("Invalid Request"), Some(s("Unknown action: jump"))),
+            ),
+            (
+                "POST",
+                "/v0.1/topology",
+                r#"{"topology":"MESH"}"#,
+                (400, s(INVALID), Some(s("Unknown topology: MESH"))),
+            ),
+        ];
+        for (method, path, body, want) in cases {
+            assert_eq!(refusal(parse(method, path, body)), want, "{method} {path}");
+        }
+        let (status, message, _) = refusal(parse("POST", "/1.0/plug/vip/nope", "{}"));
+        assert_eq!((status, message.as_str()), (400, "Invalid VIP"));
+    }
 }

@@ -4,16 +4,18 @@
 
 use serde_json::json;
 
-use crate::api::ops::{CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck, StoreOp};
-use crate::api::{held, words, ApiRoute, Ctx, Endpoint, Reply, Request};
+use crate::api::ops::{
+    CertApply, CertPut, Details, DomainError, HostOp, Need, Op, Outcome, PemCheck, StoreOp,
+};
+use crate::api::{held, words, ApiRoute, Endpoint, Reply};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
 use crate::listeners::{ListenerError, Status};
 use crate::names::{CertName, ListenerId};
-use crate::system;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
+    Status,
     ServiceStatus,
     List,
     Exists,
@@ -32,7 +34,7 @@ pub fn routes() -> Vec<ApiRoute> {
     const CONFIG: &str = "/instances/{instance}/haproxy";
     const CERT: &str = "/instances/{instance}/certificates/{filename}";
     vec![
-        held(Method::Get, "/status", Endpoint::Handler(status)),
+        r(Method::Get, "/status", Key::Status),
         r(Method::Get, "/service_status", Key::ServiceStatus),
         r(Method::Get, "/instances", Key::List),
         r(Method::Get, INSTANCE, Key::Exists),
@@ -58,6 +60,8 @@ pub fn owns(path: &str) -> bool {
 /// is a 409 even for an instance that does not exist.
 pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
     Ok(Op::Store(match key {
+        // Appliance statistics: the host's figures.
+        Key::Status => return Ok(Op::Host(HostOp::Details { frontends: false })),
         Key::ServiceStatus => StoreOp::Services,
         Key::List => StoreOp::Instances,
         Key::Exists => StoreOp::Exists(instance(p)?),
@@ -95,6 +99,7 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
 
 pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
     Ok(match r.map_err(error)? {
+        Outcome::Details(d) => Reply::json(200, &status(&d)),
         Outcome::Services(all) => {
             let mut text = String::new();
             for s in all {
@@ -177,38 +182,33 @@ fn cert_name(p: &Params) -> Result<CertName, ApiError> {
 }
 
 /// Appliance statistics, with the legacy key names and value types (counts and loads as text).
-fn status(ctx: &Ctx, _: &Request, _: &Params) -> Result<Reply, ApiError> {
-    let rates = ctx.sampler.rates();
-    let (tx, rx) = rates
+fn status(d: &Details) -> serde_json::Value {
+    let (tx, rx) = d
+        .rates
         .net
         .values()
         .fold((0.0, 0.0), |(t, r), (a, b)| (t + a, r + b));
-    let (_, user, system_cpu, soft_irq) = rates.cpu;
-    let load: Vec<String> = std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).map(str::to_string).collect())
-        .unwrap_or_default();
-    Ok(Reply::json(
-        200,
-        &json!({
-            "network_tx": tx,
-            "network_rx": rx,
-            "active_node": u8::from(ctx.topology.get().is_active()),
-            "haproxy_count": ctx.listeners.running_count().to_string(),
-            "stunnel_count": "0",
-            "hostname": system::hostname(),
-            // No fencing daemon is part of this agent.
-            "fencing_daemon_status": "NONE",
-            "user_cpu": user,
-            "system_cpu": system_cpu,
-            "software_irq": soft_irq,
-            "load": load,
-        }),
-    ))
+    let (_, user, system_cpu, soft_irq) = d.rates.cpu;
+    let load: Vec<&str> = d.loadavg.split_whitespace().take(3).collect();
+    json!({
+        "network_tx": tx,
+        "network_rx": rx,
+        "active_node": u8::from(d.topology.is_active()),
+        "haproxy_count": d.running.to_string(),
+        "stunnel_count": "0",
+        "hostname": d.identity.hostname,
+        // No fencing daemon is part of this agent.
+        "fencing_daemon_status": "NONE",
+        "user_cpu": user,
+        "system_cpu": system_cpu,
+        "software_irq": soft_irq,
+        "load": load,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::api::ops::{CertApply, CertPut, Need, PemCheck, StoreOp};
+    use crate::api::ops::{CertApply, CertPut, HostOp, Need, Op, PemCheck, StoreOp};
     use crate::api::{parse_request as parse, refusal};
     use crate::names::{CertName, ListenerId};
 
@@ -292,6 +292,10 @@ mod tests {
                 "{method} {path}"
             );
         }
+        assert_eq!(
+            parse("GET", "/status", "").unwrap(),
+            Op::Host(HostOp::Details { frontends: false })
+        );
     }
 
     #[test]

@@ -20,11 +20,8 @@ use ops::{Op, Outcome};
 
 pub use crate::http::{Reply, Request};
 
-/// Parses, acts and answers one request (the families not yet split into parse and render).
-pub type Handler = fn(&Ctx, &Request, &Params) -> Result<Reply, ApiError>;
-
-/// What a route leads to: a family's route key (its `parse`, then `ops::execute`, then its
-/// `render`), or a handler.
+/// What a route leads to: a family and its route key (the family's `parse`, then
+/// `ops::execute`, then the family's `render`).
 #[derive(Debug, Clone, Copy)]
 pub enum Endpoint {
     Amphora(amphora::Key),
@@ -32,16 +29,13 @@ pub enum Endpoint {
     Legacy(legacy::Key),
     Hapi(hapi::Key),
     Devices(devices::Key),
-    Handler(Handler),
+    Host(host::Key),
 }
 
 pub type ApiRoute = Route<Endpoint>;
 
 /// Parse, execute, render.
 pub fn handle(ctx: &Ctx, e: Endpoint, req: &mut Request, p: &Params) -> Result<Reply, ApiError> {
-    if let Endpoint::Handler(h) = e {
-        return h(ctx, req, p);
-    }
     let op = parse(e, p, req.query.as_deref(), std::mem::take(&mut req.body))?;
     render(e, ops::execute(ctx, op))
 }
@@ -51,10 +45,10 @@ fn parse(e: Endpoint, p: &Params, query: Option<&str>, body: Vec<u8>) -> Result<
     match e {
         Endpoint::Hapi(k) => hapi::parse(k, p, body),
         Endpoint::Devices(k) => devices::parse(k, p, query, body),
+        Endpoint::Host(k) => host::parse(k, p, body),
         Endpoint::Amphora(k) => amphora::parse(k, p, body),
         Endpoint::Amphora10(k) => amphora10::parse(k, p, body),
         Endpoint::Legacy(k) => legacy::parse(k, p, body),
-        Endpoint::Handler(_) => Err(ApiError::internal("a handler route has no parser")),
     }
 }
 
@@ -65,7 +59,7 @@ fn render(e: Endpoint, r: Result<Outcome, ops::DomainError>) -> Result<Reply, Ap
         Endpoint::Legacy(k) => legacy::render(k, r),
         Endpoint::Hapi(k) => hapi::render(k, r),
         Endpoint::Devices(k) => devices::render(k, r),
-        Endpoint::Handler(_) => Err(ApiError::internal("a handler route has no renderer")),
+        Endpoint::Host(k) => host::render(k, r),
     }
 }
 
@@ -146,5 +140,31 @@ pub(crate) fn refusal(r: Result<Op, ApiError>) -> (u16, String, Option<String>) 
     match r {
         Ok(op) => panic!("parsed as {op:?}"),
         Err(e) => (e.status, e.message, e.details),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every parameter every route's parser reads is one its pattern declares: a typo would
+    /// be a 500 here, for any body.
+    #[test]
+    fn every_route_reads_only_its_own_parameters() {
+        let routes = routes(&Api::ALL);
+        assert_eq!(routes.len(), 59);
+        for r in &routes {
+            let path: Vec<&str> = r
+                .pattern
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "x1" } else { seg })
+                .collect();
+            let path = path.join("/");
+            for body in ["", "{}"] {
+                if let Err(e) = parse_request(r.method.as_str(), &path, body) {
+                    assert_ne!(e.status, 500, "{} {}: {e:?}", r.method, r.pattern);
+                }
+            }
+        }
     }
 }

@@ -4,23 +4,30 @@
 
 mod devices;
 mod hapi;
+mod host;
 mod store;
 
 use std::io;
+use std::net::IpAddr;
 
 use crate::certs::CertError;
 use crate::devices::{Device, DeviceError};
 use crate::hapi::PoolError;
 use crate::haproxy::HaproxyError;
+use crate::keepalived::{self, KeepalivedError};
 use crate::listeners::{ListenerError, Ran, Summary};
 use crate::names::{CertName, InvalidName, ListenerId, ProxyName};
+use crate::netplug::PlugError;
 use crate::pools::Pool;
 use crate::store as files;
+use crate::tls::RotateError;
+use crate::topology::{Change, Topology};
 
 use super::Ctx;
 
 pub use devices::DeviceOp;
 pub use hapi::HapiOp;
+pub use host::{Details, HostOp, Identity};
 pub use store::{
     frontends, Applied, CertApply, CertPut, Frontend, Need, PemCheck, Service, StoreOp,
 };
@@ -32,6 +39,7 @@ pub enum Op {
     Store(StoreOp),
     Hapi(HapiOp),
     Device(DeviceOp),
+    Host(HostOp),
     /// Keep the controller's agent config file (0600: it holds the heartbeat key).
     StoreAgentConfig(Vec<u8>),
 }
@@ -82,6 +90,20 @@ pub enum Outcome {
         free: usize,
         taken: usize,
     },
+    Identity(Identity),
+    Details(Box<Details>),
+    Interface(String),
+    Topology {
+        identity: Identity,
+        topology: Topology,
+    },
+    TopologySet(Change),
+    /// `dev` is the interface plugged; `vip` the address a VIP plug put on it.
+    Plugged {
+        vip: Option<IpAddr>,
+        dev: String,
+    },
+    Keepalived(keepalived::Ran),
 }
 
 #[derive(Debug)]
@@ -100,6 +122,16 @@ pub enum DomainError {
     Device(DeviceError),
     /// The device API is served without its registry.
     NoRegistry,
+    /// No interface holds the address.
+    NoInterface,
+    /// The agent serves plain HTTP: it has no certificate to replace.
+    PlainHttp,
+    Rotate(RotateError),
+    /// A topology change is under way.
+    InTransition,
+    TopologyStore(io::Error),
+    Plug(PlugError),
+    Keepalived(KeepalivedError),
 }
 
 impl From<HaproxyError> for DomainError {
@@ -144,6 +176,7 @@ pub fn execute(ctx: &Ctx, op: Op) -> Result<Outcome, DomainError> {
         Op::Store(op) => store::execute(ctx, op),
         Op::Hapi(op) => hapi::execute(ctx, op),
         Op::Device(op) => devices::execute(ctx, op),
+        Op::Host(op) => host::execute(ctx, op),
         Op::StoreAgentConfig(body) => {
             let path = ctx.config.state_dir.join("amphora-agent.conf");
             files::write_atomic(&path, &body, 0o600)?;

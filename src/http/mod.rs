@@ -119,11 +119,6 @@ impl Reply {
         }
     }
 
-    /// Adds `ETag: <md5 of data>`, as Octavia's agent sends with uploads and file reads.
-    pub fn with_etag(self, data: &[u8]) -> Self {
-        self.with_header("ETag", crate::certs::md5_hex(data))
-    }
-
     pub fn with_header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
         self

@@ -1,0 +1,156 @@
+//! The amphora host's operations: what it is and how it fares, its own certificate, its
+//! topology, keepalived, and plugging it into networks.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use crate::keepalived::KeepalivedError;
+use crate::names::ListenerId;
+use crate::netplug::PlugRequest;
+use crate::process::Action;
+use crate::system::{self, Rates};
+use crate::topology::Topology;
+
+use super::{Ctx, DomainError, Outcome};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostOp {
+    /// Who this amphora is.
+    Info,
+    /// How it fares; `frontends` adds the frontends of every listener (API 1.0's listeners).
+    Details {
+        frontends: bool,
+    },
+    /// The interface holding an address.
+    Interface(IpAddr),
+    /// Replace the agent's own certificate and key.
+    RotateCert(Vec<u8>),
+    Topology,
+    SetTopology(Topology),
+    Plug(PlugRequest),
+    VrrpUpload(Vec<u8>),
+    Vrrp(Action),
+}
+
+/// Who this amphora is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub hostname: String,
+    /// The amphora id from the agent's config; empty when not set.
+    pub uuid: String,
+    pub haproxy_version: String,
+}
+
+/// How the amphora fares, as `/details` and the legacy `/status` report it.
+#[derive(Debug, Clone)]
+pub struct Details {
+    pub identity: Identity,
+    /// (package, version) of what runs the load balancing.
+    pub packages: &'static [(String, String)],
+    pub rates: Rates,
+    /// `/proc/meminfo`, in kB.
+    pub memory: BTreeMap<String, u64>,
+    /// (used, available) kB on `/`.
+    pub disk: (u64, u64),
+    /// `/proc/loadavg` as read.
+    pub loadavg: String,
+    pub topology: Topology,
+    pub in_transition: bool,
+    pub listeners: Vec<ListenerId>,
+    /// Listeners whose HAProxy runs.
+    pub running: usize,
+    /// Every listener's frontends, sorted, when asked for.
+    pub frontends: Option<Vec<String>>,
+    pub cpu_count: usize,
+    /// The tuned profile (`/etc/tuned/active_profile`), empty without one.
+    pub tuned: String,
+}
+
+pub fn execute(ctx: &Ctx, op: HostOp) -> Result<Outcome, DomainError> {
+    match op {
+        HostOp::Info => Ok(Outcome::Identity(identity(ctx))),
+        HostOp::Details { frontends } => Ok(Outcome::Details(Box::new(details(ctx, frontends)?))),
+        HostOp::Interface(ip) => system::interface_of(ip)
+            .map(Outcome::Interface)
+            .ok_or(DomainError::NoInterface),
+        HostOp::RotateCert(pem) => {
+            let sc = ctx.server_cert.as_ref().ok_or(DomainError::PlainHttp)?;
+            sc.rotate(&pem).map_err(DomainError::Rotate)?;
+            Ok(Outcome::Done)
+        }
+        HostOp::Topology => Ok(Outcome::Topology {
+            identity: identity(ctx),
+            topology: ctx.topology.get(),
+        }),
+        HostOp::SetTopology(next) => match ctx.topology.set(next, &ctx.keepalived) {
+            Ok(Some(change)) => Ok(Outcome::TopologySet(change)),
+            Ok(None) => Err(DomainError::InTransition),
+            Err(e) => Err(DomainError::TopologyStore(e)),
+        },
+        HostOp::Plug(req) => {
+            let vip = match &req {
+                PlugRequest::Vip(v) => Some(v.vip),
+                PlugRequest::Network(_) => None,
+            };
+            let dev = ctx.plugs.plug(req).map_err(DomainError::Plug)?;
+            Ok(Outcome::Plugged { vip, dev })
+        }
+        HostOp::VrrpUpload(conf) => {
+            ctx.keepalived.upload(&conf)?;
+            Ok(Outcome::Uploaded {
+                md5: crate::certs::md5_hex(&conf),
+            })
+        }
+        HostOp::Vrrp(action) => Ok(Outcome::Keepalived(ctx.keepalived.act(action)?)),
+    }
+}
+
+fn identity(ctx: &Ctx) -> Identity {
+    let haproxy_version = packages(ctx)
+        .iter()
+        .find(|(n, _)| n == "haproxy")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    Identity {
+        hostname: system::hostname(),
+        uuid: ctx.config.amphora_id.clone().unwrap_or_default(),
+        haproxy_version,
+    }
+}
+
+fn packages(ctx: &Ctx) -> &'static [(String, String)] {
+    system::packages(&ctx.config.haproxy, &ctx.config.keepalived)
+}
+
+fn details(ctx: &Ctx, with_frontends: bool) -> Result<Details, DomainError> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let frontends = if with_frontends {
+        let mut names: Vec<String> = super::frontends(ctx)?.into_iter().map(|f| f.name).collect();
+        names.sort();
+        Some(names)
+    } else {
+        None
+    };
+    Ok(Details {
+        identity: identity(ctx),
+        packages: packages(ctx),
+        rates: ctx.sampler.rates(),
+        memory: system::parse_meminfo(&read("/proc/meminfo")),
+        disk: system::disk_kb(Path::new("/")).unwrap_or((0, 0)),
+        loadavg: read("/proc/loadavg"),
+        topology: ctx.topology.get(),
+        in_transition: ctx.topology.in_transition(),
+        listeners: ctx.listeners.list_ids()?,
+        running: ctx.listeners.running_count(),
+        frontends,
+        cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        tuned: read("/etc/tuned/active_profile").trim().to_string(),
+    })
+}
+
+impl From<KeepalivedError> for DomainError {
+    fn from(e: KeepalivedError) -> Self {
+        DomainError::Keepalived(e)
+    }
+}
