@@ -13,6 +13,9 @@ use crate::process::Action;
 
 const INVALID: &str = "Invalid request";
 const VALID: &str = "Configuration file is valid";
+const NOT_FOUND: &str = "Listener Not Found";
+/// An unknown action word (the spec capitalises this one).
+const INVALID_ACTION: &str = "Invalid Request";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
@@ -136,7 +139,7 @@ fn listener_not_found(id: &ListenerId) -> ApiError {
 }
 
 fn not_found(raw: &str) -> ApiError {
-    ApiError::new(404, "Listener Not Found").with_details(format!("No listener with UUID: {raw}"))
+    ApiError::new(404, NOT_FOUND).with_details(format!("No listener with UUID: {raw}"))
 }
 
 /// The listener id from the path. An id that is not valid names no listener: 404.
@@ -157,7 +160,7 @@ fn cert_name(p: &Params) -> Result<CertName, ApiError> {
 /// An action route's word (start, stop, reload), checked before anything else.
 pub(super) fn action_word(word: &str) -> Result<Action, ApiError> {
     Action::parse(word).ok_or_else(|| {
-        ApiError::new(400, "Invalid Request").with_details(format!("Unknown action: {word}"))
+        ApiError::new(400, INVALID_ACTION).with_details(format!("Unknown action: {word}"))
     })
 }
 

@@ -14,6 +14,11 @@ use crate::http::{Method, Params};
 use crate::names::{CertName, ListenerId};
 
 const API_VERSION: &str = "1.0";
+const NOT_FOUND: &str = "Loadbalancer Not Found";
+const CERT_NOT_FOUND: &str = "Certificate Not Found";
+const INVALID: &str = "Invalid request";
+const BAD_FILENAME: &str = "Filename has wrong format";
+const AGENT_CONFIG_FAILED: &str = "Unable to update amphora-agent configuration.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
@@ -129,14 +134,11 @@ pub fn render(key: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiErr
         // Already gone is gone: Octavia's controller retries deletes.
         (Key::DeleteCert, Err(DomainError::CertNotFound(_))) => return Ok(ok(200)),
         (_, Err(DomainError::CertNotFound(name))) => {
-            return Err(ApiError::new(404, "Certificate Not Found")
+            return Err(ApiError::new(404, CERT_NOT_FOUND)
                 .with_details(format!("No certificate with filename: {name}")))
         }
         (Key::AgentConfig, Err(DomainError::Io(e))) => {
-            return Err(
-                ApiError::new(500, "Unable to update amphora-agent configuration.")
-                    .with_details(e.to_string()),
-            )
+            return Err(ApiError::new(500, AGENT_CONFIG_FAILED).with_details(e.to_string()))
         }
         (_, Err(e)) => return Err(words::amphora_error(e, lb_not_found)),
     };
@@ -174,8 +176,7 @@ fn lb_not_found(id: &ListenerId) -> ApiError {
 }
 
 fn not_found(raw: &str) -> ApiError {
-    ApiError::new(404, "Loadbalancer Not Found")
-        .with_details(format!("No loadbalancer with UUID: {raw}"))
+    ApiError::new(404, NOT_FOUND).with_details(format!("No loadbalancer with UUID: {raw}"))
 }
 
 /// The load balancer id from the path; one that is not valid names none (404).
@@ -187,13 +188,12 @@ fn existing_lb(p: &Params) -> Result<ListenerId, ApiError> {
 fn lb_id(p: &Params) -> Result<ListenerId, ApiError> {
     let raw = p.get("lb")?;
     ListenerId::parse(raw).map_err(|_| {
-        ApiError::new(400, "Invalid request")
-            .with_details(format!("Invalid load balancer id: {raw}"))
+        ApiError::new(400, INVALID).with_details(format!("Invalid load balancer id: {raw}"))
     })
 }
 
 fn cert_name(p: &Params) -> Result<CertName, ApiError> {
-    CertName::parse(p.get("filename")?).map_err(|_| ApiError::new(400, "Filename has wrong format"))
+    CertName::parse(p.get("filename")?).map_err(|_| ApiError::new(400, BAD_FILENAME))
 }
 
 #[cfg(test)]

@@ -13,6 +13,13 @@ use crate::http::{Method, Params};
 use crate::listeners::{ListenerError, Status};
 use crate::names::{CertName, ListenerId};
 
+// The spec's texts (bodies are plain text).
+const NOT_FOUND: &str = "Not Found";
+const INVALID_CONFIG: &str = "Invalid configuration";
+const BAD_CERT_NAME: &str = "Invalid certificate file name";
+const UNAVAILABLE: &str = "HAProxy unavailable";
+const INTERNAL: &str = "Internal Server Error";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
     Status,
@@ -140,11 +147,11 @@ fn ok(status: u16, details: Option<String>) -> Reply {
 }
 
 fn not_found() -> ApiError {
-    ApiError::plain(404, "Not Found")
+    ApiError::plain(404, NOT_FOUND)
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::plain(500, "Internal Server Error").with_details(e.to_string())
+    ApiError::plain(500, INTERNAL).with_details(e.to_string())
 }
 
 /// This family's rendering of what the domain refused: plain text, bad data is 409.
@@ -154,10 +161,10 @@ fn error(e: DomainError) -> ApiError {
             not_found()
         }
         DomainError::Listener(ListenerError::Invalid(out)) => {
-            ApiError::plain(409, "Invalid configuration").with_details(out)
+            ApiError::plain(409, INVALID_CONFIG).with_details(out)
         }
         DomainError::Listener(ListenerError::Unavailable(why)) => {
-            ApiError::plain(503, "HAProxy unavailable").with_details(why)
+            ApiError::plain(503, UNAVAILABLE).with_details(why)
         }
         DomainError::Listener(ListenerError::Failed(action, out)) => {
             ApiError::plain(500, format!("Error {} haproxy", words::gerund(action)))
@@ -176,7 +183,7 @@ fn instance(p: &Params) -> Result<ListenerId, ApiError> {
 
 fn cert_name(p: &Params) -> Result<CertName, ApiError> {
     CertName::parse(p.get("filename")?).map_err(|_| {
-        ApiError::plain(409, "Invalid certificate file name")
+        ApiError::plain(409, BAD_CERT_NAME)
             .with_details("letters, digits, '_', '.', '-', ending in .pem")
     })
 }
