@@ -4,7 +4,9 @@
 
 use serde_json::json;
 
-use crate::api::ops::{CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck, StoreOp};
+use crate::api::ops::{
+    CertApply, CertPolicy, CertVerb, DomainError, Need, Op, Outcome, PemCheck, StoreOp,
+};
 use crate::api::{held, words, ApiRoute, Endpoint, Reply};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
@@ -19,9 +21,7 @@ const INVALID_ACTION: &str = "Invalid Request";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
-    PutCert,
-    GetCert,
-    DeleteCert,
+    Cert(CertVerb),
     Upload,
     GetConfig,
     Act,
@@ -30,14 +30,23 @@ pub enum Key {
     Delete,
 }
 
+/// Certificates belong to a listener that exists; a key bundle is checked, and a running
+/// HAProxy that serves the file gets it at once.
+const CERTS: CertPolicy = CertPolicy {
+    put_needs: Need::Listener,
+    read_needs: Need::Listener,
+    check: PemCheck::Bundle,
+    apply: CertApply::Live,
+};
+
 pub fn routes() -> Vec<ApiRoute> {
     let r = |method, pattern, key| held(method, pattern, Endpoint::Amphora(key));
     const CERT: &str = "/v0.1/listeners/{listener}/certificates/{filename}";
     vec![
         // Before the upload route: both have five segments.
-        r(Method::Put, CERT, Key::PutCert),
-        r(Method::Get, CERT, Key::GetCert),
-        r(Method::Delete, CERT, Key::DeleteCert),
+        r(Method::Put, CERT, Key::Cert(CertVerb::Put)),
+        r(Method::Get, CERT, Key::Cert(CertVerb::Sum)),
+        r(Method::Delete, CERT, Key::Cert(CertVerb::Delete)),
         r(
             Method::Put,
             "/v0.1/listeners/{amphora_id}/{listener}/haproxy",
@@ -57,32 +66,9 @@ pub fn routes() -> Vec<ApiRoute> {
 
 pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
     Ok(Op::Store(match key {
-        Key::PutCert => {
+        Key::Cert(verb) => {
             let name = cert_name(p)?;
-            StoreOp::PutCert(CertPut {
-                id: listener(p)?,
-                name,
-                pem: body,
-                need: Need::Listener,
-                check: PemCheck::Bundle,
-                apply: CertApply::Live,
-            })
-        }
-        Key::GetCert => {
-            let name = cert_name(p)?;
-            StoreOp::CertSum {
-                id: listener(p)?,
-                name,
-                need: Need::Listener,
-            }
-        }
-        Key::DeleteCert => {
-            let name = cert_name(p)?;
-            StoreOp::DeleteCert {
-                id: listener(p)?,
-                name,
-                need: Need::Listener,
-            }
+            StoreOp::cert(verb, listener(p)?, name, body, CERTS)
         }
         Key::Upload => {
             let raw = p.get("listener")?;

@@ -7,7 +7,9 @@
 use serde_json::{json, Value};
 
 use crate::api::host::{self, Version};
-use crate::api::ops::{CertApply, CertPut, DomainError, Need, Op, Outcome, PemCheck, StoreOp};
+use crate::api::ops::{
+    CertApply, CertPolicy, CertVerb, DomainError, Need, Op, Outcome, PemCheck, StoreOp,
+};
 use crate::api::{amphora, held, words, ApiRoute, Endpoint, Reply};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
@@ -25,14 +27,21 @@ pub enum Key {
     Version,
     Listeners,
     DeleteLb,
-    PutCert,
-    GetCert,
-    DeleteCert,
+    Cert(CertVerb),
     Upload,
     GetConfig,
     Act,
     AgentConfig,
 }
+
+/// Octavia's controller uploads certificates before the config that names them, and CA
+/// bundles, CRLs and crt-lists besides key bundles.
+const CERTS: CertPolicy = CertPolicy {
+    put_needs: Need::Nothing,
+    read_needs: Need::Nothing,
+    check: PemCheck::KeyIfPresent,
+    apply: CertApply::Live,
+};
 
 pub fn routes() -> Vec<ApiRoute> {
     let r = |method, pattern, key| held(method, pattern, Endpoint::Amphora10(key));
@@ -50,9 +59,9 @@ pub fn routes() -> Vec<ApiRoute> {
         r(Method::Get, "/1.0/listeners", Key::Listeners),
         r(Method::Delete, "/1.0/listeners/{lb}", Key::DeleteLb),
         // Before the upload route: both have five segments.
-        r(Method::Put, CERT, Key::PutCert),
-        r(Method::Get, CERT, Key::GetCert),
-        r(Method::Delete, CERT, Key::DeleteCert),
+        r(Method::Put, CERT, Key::Cert(CertVerb::Put)),
+        r(Method::Get, CERT, Key::Cert(CertVerb::Sum)),
+        r(Method::Delete, CERT, Key::Cert(CertVerb::Delete)),
         r(
             Method::Put,
             "/1.0/loadbalancer/{amphora_id}/{lb}/haproxy",
@@ -83,32 +92,9 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
             id: lb_id(p)?,
             need: Need::Nothing,
         },
-        Key::PutCert => {
+        Key::Cert(verb) => {
             let name = cert_name(p)?;
-            StoreOp::PutCert(CertPut {
-                id: lb_id(p)?,
-                name,
-                pem: body,
-                need: Need::Nothing,
-                check: PemCheck::KeyIfPresent,
-                apply: CertApply::Live,
-            })
-        }
-        Key::GetCert => {
-            let name = cert_name(p)?;
-            StoreOp::CertSum {
-                id: lb_id(p)?,
-                name,
-                need: Need::Nothing,
-            }
-        }
-        Key::DeleteCert => {
-            let name = cert_name(p)?;
-            StoreOp::DeleteCert {
-                id: lb_id(p)?,
-                name,
-                need: Need::Nothing,
-            }
+            StoreOp::cert(verb, lb_id(p)?, name, body, CERTS)
         }
         Key::Upload => StoreOp::Upload {
             id: lb_id(p)?,
@@ -132,7 +118,7 @@ pub fn render(key: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiErr
     let outcome = match (key, r) {
         (_, Ok(outcome)) => outcome,
         // Already gone is gone: Octavia's controller retries deletes.
-        (Key::DeleteCert, Err(DomainError::CertNotFound(_))) => return Ok(ok(200)),
+        (Key::Cert(CertVerb::Delete), Err(DomainError::CertNotFound(_))) => return Ok(ok(200)),
         (_, Err(DomainError::CertNotFound(name))) => {
             return Err(ApiError::new(404, CERT_NOT_FOUND)
                 .with_details(format!("No certificate with filename: {name}")))

@@ -5,7 +5,8 @@
 use serde_json::json;
 
 use crate::api::ops::{
-    CertApply, CertPut, Details, DomainError, HostOp, Need, Op, Outcome, PemCheck, StoreOp,
+    CertApply, CertPolicy, CertVerb, Details, DomainError, HostOp, Need, Op, Outcome, PemCheck,
+    StoreOp,
 };
 use crate::api::{held, words, ApiRoute, Endpoint, Reply};
 use crate::error::ApiError;
@@ -30,10 +31,16 @@ pub enum Key {
     PutConfig,
     GetConfig,
     DeleteConfig,
-    PutCert,
-    GetCert,
-    DeleteCert,
+    Cert(CertVerb),
 }
+
+/// A certificate creates its instance; a running one is reloaded to read the file.
+const CERTS: CertPolicy = CertPolicy {
+    put_needs: Need::Nothing,
+    read_needs: Need::Listener,
+    check: PemCheck::Bundle,
+    apply: CertApply::Reload,
+};
 
 pub fn routes() -> Vec<ApiRoute> {
     let r = |method, pattern, key| held(method, pattern, Endpoint::Legacy(key));
@@ -49,9 +56,9 @@ pub fn routes() -> Vec<ApiRoute> {
         r(Method::Put, CONFIG, Key::PutConfig),
         r(Method::Get, CONFIG, Key::GetConfig),
         r(Method::Delete, CONFIG, Key::DeleteConfig),
-        r(Method::Put, CERT, Key::PutCert),
-        r(Method::Get, CERT, Key::GetCert),
-        r(Method::Delete, CERT, Key::DeleteCert),
+        r(Method::Put, CERT, Key::Cert(CertVerb::Put)),
+        r(Method::Get, CERT, Key::Cert(CertVerb::Sum)),
+        r(Method::Delete, CERT, Key::Cert(CertVerb::Delete)),
     ]
 }
 
@@ -82,25 +89,10 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
         },
         Key::GetConfig => StoreOp::Config(instance(p)?),
         Key::DeleteConfig => StoreOp::DeleteConfig(instance(p)?),
-        // Creates the instance if need be; a running one is reloaded to read the file.
-        Key::PutCert => StoreOp::PutCert(CertPut {
-            id: instance(p)?,
-            name: cert_name(p)?,
-            pem: body,
-            need: Need::Nothing,
-            check: PemCheck::Bundle,
-            apply: CertApply::Reload,
-        }),
-        Key::GetCert => StoreOp::CertSum {
-            id: instance(p)?,
-            name: cert_name(p)?,
-            need: Need::Listener,
-        },
-        Key::DeleteCert => StoreOp::DeleteCert {
-            id: instance(p)?,
-            name: cert_name(p)?,
-            need: Need::Listener,
-        },
+        Key::Cert(verb) => {
+            let id = instance(p)?;
+            StoreOp::cert(verb, id, cert_name(p)?, body, CERTS)
+        }
     }))
 }
 

@@ -28,8 +28,10 @@ use super::Ctx;
 pub use devices::DeviceOp;
 pub use hapi::HapiOp;
 pub use host::{Details, HostOp, Identity};
+#[cfg(test)]
+pub use store::CertPut;
 pub use store::{
-    frontends, Applied, CertApply, CertPut, Frontend, Need, PemCheck, Service, StoreOp,
+    frontends, Applied, CertApply, CertPolicy, CertVerb, Frontend, Need, PemCheck, Service, StoreOp,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,6 +47,25 @@ pub struct CertPut {
     pub apply: CertApply,
 }
 
+/// The three certificate routes every listener family has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertVerb {
+    Put,
+    Sum,
+    Delete,
+}
+
+/// How a family treats its listeners' certificate files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertPolicy {
+    /// Whether a file may be stored for a listener that has no config yet.
+    pub put_needs: Need,
+    /// Whether reading or deleting a file needs the listener.
+    pub read_needs: Need,
+    pub check: PemCheck,
+    pub apply: CertApply,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {
     /// Every listener with a config, summarised.
@@ -94,6 +113,31 @@ pub enum StoreOp {
         name: CertName,
         need: Need,
     },
+}
+
+impl StoreOp {
+    /// A certificate route's operation, by its family's policy.
+    pub fn cert(
+        verb: CertVerb,
+        id: ListenerId,
+        name: CertName,
+        pem: Vec<u8>,
+        policy: CertPolicy,
+    ) -> Self {
+        let need = policy.read_needs;
+        match verb {
+            CertVerb::Put => StoreOp::PutCert(CertPut {
+                id,
+                name,
+                pem,
+                need: policy.put_needs,
+                check: policy.check,
+                apply: policy.apply,
+            }),
+            CertVerb::Sum => StoreOp::CertSum { id, name, need },
+            CertVerb::Delete => StoreOp::DeleteCert { id, name, need },
+        }
+    }
 }
 
 /// One frontend of a listener's config.
