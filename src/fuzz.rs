@@ -9,10 +9,7 @@ use crate::api::Endpoint;
 use crate::config::Api;
 use crate::http::{Match, Method, Router};
 use crate::names::{CertName, ListenerId, ProxyName};
-use crate::{
-    api, certs, config, devices, error, framing, hapi, haproxy, keepalived, netplug, pools, tls,
-    topology,
-};
+use crate::{api, certs, config, error, framing, hapi, haproxy, keepalived, netplug, pools, tls};
 
 /// A fuzz target: takes any bytes, panics only on a bug.
 pub type Target = fn(&[u8]);
@@ -155,16 +152,18 @@ pub fn json_bodies(data: &[u8]) {
         return;
     };
     match which % 5 {
-        0 => {
-            if let Ok(f) = devices::Fields::parse(body) {
+        0 => match api::devices::fields(body) {
+            Ok(f) => {
                 if let Some(a) = f.address {
                     assert!(a.parse::<std::net::IpAddr>().is_ok());
                 }
             }
-        }
-        1 => {
-            let _ = topology::Topology::parse(body);
-        }
+            Err(e) => body_refusal(&e, "Bad Request"),
+        },
+        1 => match api::host::topology_body(body) {
+            Ok(t) => assert!(t.ha_ip.is_empty() || t.ha_ip.parse::<std::net::IpAddr>().is_ok()),
+            Err(e) => body_refusal(&e, "Invalid request"),
+        },
         2 => {
             // The VIP comes from the URL: take it from the body's first line.
             let (vip, rest) = match body.iter().position(|&b| b == b'\n') {
@@ -232,6 +231,12 @@ fn plug_refusal(e: &error::ApiError) {
     ]
     .contains(&e.message.as_str()));
     assert!(e.details.is_some());
+}
+
+/// A refused body is a 400 that says what is wrong with it.
+fn body_refusal(e: &error::ApiError, message: &str) {
+    assert_eq!((e.status, e.message.as_str()), (400, message));
+    assert!(e.details.as_ref().is_some_and(|d| !d.is_empty()));
 }
 
 #[cfg(test)]

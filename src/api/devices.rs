@@ -1,7 +1,9 @@
 //! LBaaS device API routes (spec/device-api-v1.rst): `/v1/devices...`. Errors are the spec's
 //! `{"message","details","code"}`.
 
-use serde_json::json;
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
 
 use crate::api::ops::{DeviceOp, DomainError, Op, Outcome};
 use crate::api::{free, words, ApiRoute, Endpoint, Reply};
@@ -11,6 +13,8 @@ use crate::http::{percent_decode, Method, Params};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
+/// Longest device name, in bytes.
+const MAX_NAME: usize = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
@@ -37,18 +41,17 @@ pub fn routes() -> Vec<ApiRoute> {
 
 /// The query string matters only to the list (its paging).
 pub fn parse(key: Key, p: &Params, query: Option<&str>, body: Vec<u8>) -> Result<Op, ApiError> {
-    let fields = || Fields::parse(&body).map_err(|e| error(DomainError::Device(e)));
     Ok(Op::Device(match key {
         Key::List => {
             let (marker, limit) = paging(query)?;
             DeviceOp::List { marker, limit }
         }
-        Key::Create => DeviceOp::Create(fields()?),
+        Key::Create => DeviceOp::Create(fields(&body)?),
         Key::Usage => DeviceOp::Usage,
         Key::Get => DeviceOp::Get(device_id(p)?),
         Key::Update => {
             let id = device_id(p)?;
-            DeviceOp::Update(id, fields()?)
+            DeviceOp::Update(id, fields(&body)?)
         }
         Key::Delete => DeviceOp::Delete(device_id(p)?),
     }))
@@ -70,9 +73,59 @@ pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError
     })
 }
 
+/// A create's or update's body: an object whose `name` and `address` (when present) are valid;
+/// other keys are ignored, as the spec says.
+pub(crate) fn fields(body: &[u8]) -> Result<Fields, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("request body must be a JSON object"))?;
+    let text = |key: &str| -> Result<Option<String>, ApiError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                Err(ApiError::bad_request(format!("{key} must not be empty")))
+            }
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::bad_request(format!("{key} must be a string"))),
+        }
+    };
+    let (name, address) = (text("name")?, text("address")?);
+    if let Some(n) = &name {
+        if n.len() > MAX_NAME {
+            return Err(ApiError::bad_request(format!(
+                "name is longer than {MAX_NAME} bytes"
+            )));
+        }
+        if n.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "name must not hold control characters",
+            ));
+        }
+    }
+    if let Some(a) = &address {
+        a.parse::<IpAddr>().map_err(|_| {
+            ApiError::bad_request(format!("address : {a} is not a valid IPv4 or IPv6 address"))
+        })?;
+    }
+    Ok(Fields { name, address })
+}
+
 fn error(e: DomainError) -> ApiError {
     match e {
-        DomainError::Device(DeviceError::Invalid(d)) => ApiError::bad_request(d),
+        DomainError::Device(DeviceError::Missing(field)) => {
+            ApiError::bad_request(format!("{field} is required"))
+        }
+        DomainError::Device(DeviceError::NothingToChange) => {
+            ApiError::bad_request("name or address is required")
+        }
+        DomainError::Device(DeviceError::NameTaken(name)) => {
+            ApiError::bad_request(format!("device name : {name} already exists"))
+        }
+        DomainError::Device(DeviceError::AddressTaken(address)) => {
+            ApiError::bad_request(format!("device address : {address} already exists"))
+        }
         DomainError::Device(DeviceError::NotFound(id)) => {
             ApiError::not_found(format!("device {id} not found"))
         }
@@ -128,7 +181,6 @@ mod tests {
     use super::*;
 
     use crate::api::{parse_request as parse, refusal};
-    use crate::devices::Fields;
 
     #[test]
     fn every_route_parses() {
@@ -224,5 +276,49 @@ mod tests {
         for bad in ["limit=0", "limit=1001", "limit=x", "marker=-1", "marker=a"] {
             assert_eq!(paging(Some(bad)).unwrap_err().status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn fields_from_bodies() {
+        let f = fields(br#"{"name":"a","address":"::1","extra":1}"#).unwrap();
+        assert_eq!(f.name.as_deref(), Some("a"));
+        for (body, why) in [
+            (&b"nope"[..], "not JSON"),
+            (b"[1]", "JSON object"),
+            (br#"{"name":""}"#, "must not be empty"),
+            (br#"{"name":1}"#, "must be a string"),
+            (br#"{"name":"a\u0001"}"#, "control"),
+            (br#"{"address":"1.2.3"}"#, "not a valid"),
+            (br#"{"address":"10.0.0.1/24"}"#, "not a valid"),
+        ] {
+            let e = fields(body).unwrap_err();
+            assert_eq!((e.status, e.message.as_str()), (400, "Bad Request"));
+            let d = e.details.unwrap_or_default();
+            assert!(d.contains(why), "{d}");
+        }
+        let long = format!(r#"{{"name":"{}"}}"#, "n".repeat(MAX_NAME + 1));
+        assert!(fields(long.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn registry_refusals_keep_their_words() {
+        let bad = |e: DeviceError| {
+            let e = error(DomainError::Device(e));
+            (e.status, e.message, e.details.unwrap_or_default())
+        };
+        let want = |d: &str| (400, "Bad Request".to_string(), d.to_string());
+        assert_eq!(bad(DeviceError::Missing("name")), want("name is required"));
+        assert_eq!(
+            bad(DeviceError::NothingToChange),
+            want("name or address is required")
+        );
+        assert_eq!(
+            bad(DeviceError::NameTaken("d1".into())),
+            want("device name : d1 already exists")
+        );
+        assert_eq!(
+            bad(DeviceError::AddressTaken("::1".into())),
+            want("device address : ::1 already exists")
+        );
     }
 }

@@ -3,6 +3,8 @@
 //! `/v0.1/certificate`, `/v0.1/vrrp/...`; API 1.0 routes the same operations here (its
 //! `/1.0/info` and `/1.0/details` say more). Listener routes are in `amphora.rs`.
 
+use std::net::IpAddr;
+
 use serde_json::{json, Map, Value};
 
 use crate::api::ops::{Details, DomainError, HostOp, Identity, Op, Outcome};
@@ -14,7 +16,7 @@ use crate::keepalived::KeepalivedError;
 use crate::netplug::{PlugError, PlugRequest};
 use crate::system;
 use crate::tls::RotateError;
-use crate::topology::{Change, Topology};
+use crate::topology::{Change, Kind, Role, Topology};
 
 const INVALID: &str = "Invalid request";
 
@@ -80,14 +82,53 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
         ),
         Key::Certificate => HostOp::RotateCert(body),
         Key::GetTopology => HostOp::Topology,
-        Key::SetTopology => HostOp::SetTopology(
-            Topology::parse(&body).map_err(|d| ApiError::new(400, INVALID).with_details(d))?,
-        ),
+        Key::SetTopology => HostOp::SetTopology(topology_body(&body)?),
         Key::PlugVip => HostOp::Plug(PlugRequest::Vip(plug_body::vip_plug(p.get("ip")?, &body)?)),
         Key::PlugNetwork => HostOp::Plug(PlugRequest::Network(plug_body::network_plug(&body)?)),
         Key::VrrpUpload => HostOp::VrrpUpload(body),
         Key::VrrpAction => HostOp::Vrrp(amphora::action_word(p.get("action")?)?),
     }))
+}
+
+/// A topology POST's body; every field that fails is named in the details.
+pub(crate) fn topology_body(body: &[u8]) -> Result<Topology, ApiError> {
+    let invalid = |d: String| ApiError::new(400, INVALID).with_details(d);
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("body is not JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| invalid("body must be a JSON object".into()))?;
+    // A value that is not a string counts as absent.
+    let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).map(str::trim);
+    let mut bad = Vec::new();
+    let word = text("topology").unwrap_or("");
+    let topology = Kind::parse(word);
+    if topology.is_none() {
+        bad.push(format!("Unknown topology: {word}"));
+    }
+    let word = text("role").unwrap_or("ACTIVE");
+    let role = Role::parse(word);
+    if role.is_none() {
+        bad.push(format!("Unknown role: {word}"));
+    }
+    let ha_ip = text("ha_ip").unwrap_or("");
+    let secret = text("secret").unwrap_or("");
+    if topology == Some(Kind::ActiveStandby) {
+        if ha_ip.parse::<IpAddr>().is_err() {
+            bad.push(format!("Invalid ha_ip: {ha_ip:?}"));
+        }
+        if secret.is_empty() {
+            bad.push("Missing secret".into());
+        }
+    } else if !ha_ip.is_empty() && ha_ip.parse::<IpAddr>().is_err() {
+        bad.push(format!("Invalid ha_ip: {ha_ip:?}"));
+    }
+    match (topology, role) {
+        (Some(topology), Some(role)) if bad.is_empty() => {
+            Ok(Topology::new(topology, role, ha_ip.into(), secret.into()))
+        }
+        _ => Err(invalid(bad.join("; "))),
+    }
 }
 
 pub fn render(key: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError> {
@@ -325,7 +366,12 @@ mod tests {
         assert_eq!(host("GET", "/v0.1/topology", ""), HostOp::Topology);
         assert_eq!(
             host("POST", "/v0.1/topology", topo),
-            HostOp::SetTopology(Topology::parse(topo.as_bytes()).unwrap())
+            HostOp::SetTopology(Topology::new(
+                Kind::Single,
+                Role::Active,
+                String::new(),
+                String::new()
+            ))
         );
     }
 
@@ -363,5 +409,35 @@ mod tests {
         }
         let (status, message, _) = refusal(parse("POST", "/1.0/plug/vip/nope", "{}"));
         assert_eq!((status, message.as_str()), (400, "Invalid VIP"));
+    }
+
+    #[test]
+    fn topology_body_names_every_bad_field() {
+        let details = |body: &[u8]| {
+            let e = topology_body(body).unwrap_err();
+            assert_eq!((e.status, e.message.as_str()), (400, INVALID));
+            e.details.unwrap_or_default()
+        };
+        let t = topology_body(
+            br#"{"topology":"ACTIVE-STANDBY","role":"ACTIVE","ha_ip":" 203.0.113.2","secret":"s"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.ha_ip, "203.0.113.2");
+        assert_eq!(
+            details(br#"{"topology":"BAD_TEST_DATA"}"#),
+            "Unknown topology: BAD_TEST_DATA"
+        );
+        let e = details(br#"{"topology":"ACTIVE-STANDBY","role":"BOSS","ha_ip":"x"}"#);
+        assert!(
+            e.contains("Unknown role: BOSS")
+                && e.contains("Invalid ha_ip")
+                && e.contains("Missing secret"),
+            "{e}"
+        );
+        assert_eq!(details(b"[]"), "body must be a JSON object");
+        assert_eq!(
+            topology_body(br#"{"topology":"SINGLE"}"#).unwrap().role,
+            Role::Active
+        );
     }
 }
