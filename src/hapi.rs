@@ -114,12 +114,6 @@ pub fn set_server(
     Ok(())
 }
 
-/// Python's repr of a list of strings, which HApi put in its `backend` field.
-pub fn python_list(names: &[ProxyName]) -> String {
-    let items: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
-    format!("[{}]", items.join(", "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,11 +164,5 @@ be,BACKEND,UP\n";
         assert_eq!(server_name(None, "web2").unwrap().as_str(), "web2");
         assert!(server_name(Some("lamp"), "1;shutdown").is_err());
         assert!(server_name(None, "").is_err());
-        let names = [
-            ProxyName::parse("a").unwrap(),
-            ProxyName::parse("b").unwrap(),
-        ];
-        assert_eq!(python_list(&names), "['a', 'b']");
-        assert_eq!(python_list(&names[..1]), "['a']");
     }
 }

@@ -5,9 +5,10 @@ use serde_json::{json, Map, Value};
 use crate::api::ops::{DomainError, HapiOp, Op, Outcome};
 use crate::api::{free, words, ApiRoute, Endpoint, Reply};
 use crate::error::ApiError;
-use crate::hapi::{self, Action, NodeStatus};
+use crate::hapi::{Action, NodeStatus};
 use crate::haproxy::HaproxyError;
 use crate::http::{Method, Params};
+use crate::names::ProxyName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
@@ -83,7 +84,7 @@ pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError
                 200,
                 &json!({
                     "action": action.as_str(),
-                    "backend": hapi::python_list(&backends),
+                    "backend": python_list(&backends),
                     "backends": names,
                     "node": node,
                 }),
@@ -91,6 +92,12 @@ pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError
         }
         other => return Err(words::unexpected(&other)),
     })
+}
+
+/// Python's repr of a list of strings, which HApi put in its `backend` field.
+fn python_list(names: &[ProxyName]) -> String {
+    let items: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    format!("[{}]", items.join(", "))
 }
 
 fn haproxy_error(e: HaproxyError) -> ApiError {
@@ -119,7 +126,7 @@ fn error(e: DomainError) -> ApiError {
             let done = if e.done.is_empty() {
                 String::new()
             } else {
-                format!(" (already done in {})", hapi::python_list(&e.done))
+                format!(" (already done in {})", python_list(&e.done))
             };
             let what = format!("backend {}, server {}", e.backend, e.server);
             err.details = Some(match err.details.take() {
@@ -137,6 +144,7 @@ mod tests {
     use crate::api::ops::{HapiOp, Op};
     use crate::api::{parse_request as parse, refusal};
     use crate::hapi::{Action, NodeStatus};
+    use crate::names::ProxyName;
 
     #[test]
     fn every_route_parses() {
@@ -164,6 +172,16 @@ mod tests {
                 "{method} {path}"
             );
         }
+    }
+
+    #[test]
+    fn backends_as_python_lists() {
+        let names = [
+            ProxyName::parse("a").unwrap(),
+            ProxyName::parse("b").unwrap(),
+        ];
+        assert_eq!(super::python_list(&names), "['a', 'b']");
+        assert_eq!(super::python_list(&names[..1]), "['a']");
     }
 
     #[test]
