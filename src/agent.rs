@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::config::{self, Config, Problem};
 use crate::{
-    api, devices, front, haproxy, keepalived, listeners, logs, netplug, server, signals, store,
-    system, tls, topology,
+    api, devices, front, haproxy, heartbeat, keepalived, listeners, logs, netplug, server, signals,
+    store, system, tls, topology,
 };
 
 /// How long a stopping agent waits for in-flight requests, beyond the request timeout.
@@ -31,7 +31,7 @@ pub fn load(path: &Path) -> Result<(Config, Tls), Vec<Problem>> {
             format!("cannot read: {e}"),
         )]
     })?;
-    let cfg = config::parse(&text)?;
+    let cfg = config::parse_file(&text, path)?;
     let tls = match &cfg.tls {
         Some(files) => Some(tls::server_config(files)?),
         None => None,
@@ -77,6 +77,13 @@ fn run(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     let stop_workers = Arc::new(AtomicBool::new(false));
     start_supervisor(app.clone(), stop_workers.clone())
         .map_err(|e| format!("cannot start the supervisor: {e}"))?;
+    let heartbeats = heartbeat::start(
+        &cfg.state_dir,
+        app.ctx.heartbeat.clone(),
+        Arc::new(AmphoraView(app.clone())),
+        stop_workers.clone(),
+    )
+    .map_err(|e| format!("cannot start the heartbeat sender: {e}"))?;
     let failed = Arc::new(AtomicBool::new(false));
     let workers = internal
         .start_workers(
@@ -113,7 +120,8 @@ fn run(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
         logs::warn("some connections were still open when the drain time ran out");
     }
     stop_workers.store(true, Ordering::SeqCst);
-    for w in workers {
+    app.ctx.heartbeat.wake();
+    for w in workers.into_iter().chain(std::iter::once(heartbeats)) {
         let _ = w.join();
     }
     if failed.load(Ordering::SeqCst) {
@@ -163,6 +171,7 @@ fn context(cfg: Arc<Config>, server_cert: Option<tls::ServerCert>) -> Result<api
         keepalived: Arc::new(keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived)),
         topology,
         plugs,
+        heartbeat: Arc::new(heartbeat::Control::new(cfg.mutable.clone())),
         config: cfg,
     })
 }
@@ -207,6 +216,24 @@ fn start_sampler(sampler: Arc<system::Sampler>) -> std::io::Result<std::thread::
 }
 
 /// Keeps the listeners that should run running.
+/// The amphora as the heartbeat sender sees it.
+struct AmphoraView(Arc<server::App>);
+
+impl heartbeat::Amphora for AmphoraView {
+    fn id(&self) -> Option<String> {
+        self.0.ctx.config.amphora_id.clone()
+    }
+
+    fn stats(&self) -> Vec<Vec<haproxy::StatRow>> {
+        self.0.ctx.listeners.octavia_stats()
+    }
+
+    fn vrrp_down(&self) -> bool {
+        let ka = &self.0.ctx.keepalived;
+        ka.has_config() && !ka.is_running()
+    }
+}
+
 fn start_supervisor(
     app: Arc<server::App>,
     stop: Arc<AtomicBool>,

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,8 @@ impl Sink {
 pub struct Logs {
     access: Mutex<Sink>,
     app: Mutex<Sink>,
-    debug: bool,
+    /// Octavia's controller turns it on and off at run time.
+    debug: AtomicBool,
 }
 
 static LOGS: OnceLock<Logs> = OnceLock::new();
@@ -63,7 +65,7 @@ pub fn init(access: Option<&Path>, app: Option<&Path>, debug: bool) -> Result<()
     let logs = Logs {
         access: Mutex::new(open("accesslog", access)?),
         app: Mutex::new(open("logfile", app)?),
-        debug,
+        debug: AtomicBool::new(debug),
     };
     let _ = LOGS.set(logs);
     Ok(())
@@ -105,8 +107,15 @@ pub fn info(msg: &str) {
     app("INFO", msg);
 }
 
+/// Debug lines on or off from now on.
+pub fn set_debug(on: bool) {
+    if let Some(l) = LOGS.get() {
+        l.debug.store(on, Ordering::Relaxed);
+    }
+}
+
 pub fn debug(msg: &str) {
-    if LOGS.get().is_some_and(|l| l.debug) {
+    if LOGS.get().is_some_and(|l| l.debug.load(Ordering::Relaxed)) {
         app("DEBUG", msg);
     }
 }

@@ -136,3 +136,118 @@ fn version_and_help() {
     let out = Command::new(BIN).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Octavia's `amphora-agent.conf`, as its controller renders it (paths made the test's).
+fn octavia_conf(dir: &TempDir, pki: &Pki, port: u16) -> String {
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(pki.file("server.key")).unwrap(),
+        std::fs::read_to_string(pki.file("server.pem")).unwrap()
+    );
+    let bundle = dir.write("server-bundle.pem", &bundle);
+    format!(
+        "[DEFAULT]\ndebug = False\nuse_syslog = True\nsyslog_log_facility = LOG_LOCAL1\n\n\
+[haproxy_amphora]\nbase_cert_dir = {certs}\nbase_path = {state}\nbind_host = 127.0.0.1\n\
+bind_port = {port}\nhaproxy_cmd = /usr/sbin/haproxy\nuser_log_facility = 0\n\
+administrative_log_facility = 1\n\n\
+[health_manager]\ncontroller_ip_port_list = 192.0.2.10:5555, [2001:db8::10]:5555\n\
+heartbeat_interval = 10\nheartbeat_key = insecure\n\n\
+[amphora_agent]\nagent_server_ca = {ca}\nagent_server_cert = {bundle}\n\
+agent_request_read_timeout = 180\namphora_id = aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa\n\
+amphora_udp_driver = keepalived_lvs\nagent_tls_protocol = TLSv1.2\n\n\
+[controller_worker]\nloadbalancer_topology = SINGLE\n",
+        certs = dir.path("certs").display(),
+        state = dir.path("state").display(),
+        ca = pki.file("ca.pem"),
+        bundle = bundle.display(),
+    )
+}
+
+#[test]
+fn an_amphora_image_agent_conf_runs_the_agent_unchanged() {
+    let pki = Pki::new();
+    let dir = TempDir::new("octconf");
+    let conf = octavia_conf(&dir, &pki, 0);
+    let path = dir.write("checked.conf", &conf);
+    assert_eq!(check(&path), (true, "OK\n".to_string()));
+    let agent = common::Agent::start_octavia(&dir, &conf);
+    let https = |path: &str| {
+        common::curl(&[
+            "--cacert",
+            &pki.file("ca.pem"),
+            "--cert",
+            &pki.file("client.pem"),
+            "--key",
+            &pki.file("client.key"),
+            &agent.url("https", path),
+        ])
+        .unwrap()
+    };
+    let r = https("/1.0/info");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["api_version"], "1.0");
+    // Only the amphora API: an amphora image serves nothing else.
+    assert_eq!(https("/loadBalancer/status").status, 404);
+    // Without a client certificate: no service.
+    let plain = common::curl(&[
+        "--cacert",
+        &pki.file("ca.pem"),
+        &agent.url("https", "/1.0/info"),
+    ]);
+    assert!(plain.is_err() || plain.unwrap().status != 200);
+
+    // The controller's push replaces the file the agent runs on, private; one the agent could
+    // not start on is refused and changes nothing.
+    let put = |body: &str| {
+        let f = dir.write("push.conf", body);
+        common::curl(&[
+            "--cacert",
+            &pki.file("ca.pem"),
+            "--cert",
+            &pki.file("client.pem"),
+            "--key",
+            &pki.file("client.key"),
+            "-X",
+            "PUT",
+            "--data-binary",
+            &format!("@{}", f.display()),
+            &agent.url("https", "/1.0/config"),
+        ])
+        .unwrap()
+    };
+    let pushed = conf.replace("heartbeat_interval = 10", "heartbeat_interval = 1");
+    let r = put(&pushed);
+    assert_eq!((r.status, r.json()["message"].as_str()), (202, Some("OK")));
+    let running_on = dir.path("amphora-agent.conf");
+    assert_eq!(std::fs::read_to_string(&running_on).unwrap(), pushed);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&running_on).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let r = put(&pushed.replace("bind_port = 0", "bind_port = nine"));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "Unable to update amphora-agent configuration."
+    );
+    assert!(r.json()["details"]
+        .as_str()
+        .unwrap()
+        .contains("[haproxy_amphora] bind_port"));
+    assert_eq!(std::fs::read_to_string(&running_on).unwrap(), pushed);
+
+    // A bad file: every problem, named by section and key.
+    let bad = conf.replace("bind_port = 0", "bind_port = nine").replace(
+        "loadbalancer_topology = SINGLE",
+        "loadbalancer_topology = MESH",
+    );
+    let (ok, out) = check(&dir.write("bad.conf", &bad));
+    assert!(!ok);
+    assert!(
+        out.contains("[haproxy_amphora] bind_port: \"nine\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("[controller_worker] loadbalancer_topology: \"MESH\""),
+        "{out}"
+    );
+}

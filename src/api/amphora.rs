@@ -10,6 +10,7 @@ use crate::api::ops::{
 use crate::api::{held, words, ApiRoute, Endpoint, Reply};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
+use crate::listeners::Origin;
 use crate::names::{CertName, ListenerId};
 use crate::process::Action;
 
@@ -75,7 +76,11 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
             let id = ListenerId::parse(raw).map_err(|_| {
                 ApiError::new(400, INVALID).with_details(format!("Invalid listener id: {raw}"))
             })?;
-            StoreOp::Upload { id, config: body }
+            StoreOp::Upload {
+                id,
+                config: body,
+                origin: Origin::Other,
+            }
         }
         Key::GetConfig => StoreOp::Config(listener(p)?),
         Key::Act => {
@@ -154,6 +159,7 @@ pub(super) fn action_word(word: &str) -> Result<Action, ApiError> {
 mod tests {
     use crate::api::ops::{CertApply, CertPut, Need, PemCheck, StoreOp};
     use crate::api::{parse_request as parse, refusal};
+    use crate::listeners::Origin;
     use crate::names::{CertName, ListenerId};
     use crate::process::Action;
 
@@ -186,6 +192,7 @@ mod tests {
                 StoreOp::Upload {
                     id: id(),
                     config: b"cfg".to_vec(),
+                    origin: Origin::Other,
                 },
             ),
             (

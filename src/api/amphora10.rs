@@ -11,8 +11,10 @@ use crate::api::ops::{
     CertApply, CertPolicy, CertVerb, DomainError, Need, Op, Outcome, PemCheck, StoreOp,
 };
 use crate::api::{amphora, held, words, ApiRoute, Endpoint, Reply};
+use crate::config::{self, Problem};
 use crate::error::ApiError;
 use crate::http::{Method, Params};
+use crate::listeners::Origin;
 use crate::names::{CertName, ListenerId};
 
 const API_VERSION: &str = "1.0";
@@ -86,7 +88,14 @@ pub fn routes() -> Vec<ApiRoute> {
 pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
     let op = match key {
         Key::Version => return Ok(Op::Nothing),
-        Key::AgentConfig => return Ok(Op::StoreAgentConfig(body)),
+        Key::AgentConfig => {
+            let text = String::from_utf8_lossy(&body);
+            let settings = config::parse_mutable(&text).map_err(|p| bad_agent_config(&p))?;
+            return Ok(Op::AgentConfig {
+                text: body,
+                settings,
+            });
+        }
         Key::Listeners => StoreOp::Frontends,
         Key::DeleteLb => StoreOp::Delete {
             id: lb_id(p)?,
@@ -96,9 +105,11 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
             let name = cert_name(p)?;
             StoreOp::cert(verb, lb_id(p)?, name, body, CERTS)
         }
+        // Its load balancers are the ones heartbeats report.
         Key::Upload => StoreOp::Upload {
             id: lb_id(p)?,
             config: body,
+            origin: Origin::Octavia,
         },
         Key::GetConfig => StoreOp::Config(existing_lb(p)?),
         // The action word first, in any case.
@@ -122,6 +133,9 @@ pub fn render(key: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiErr
         (_, Err(DomainError::CertNotFound(name))) => {
             return Err(ApiError::new(404, CERT_NOT_FOUND)
                 .with_details(format!("No certificate with filename: {name}")))
+        }
+        (Key::AgentConfig, Err(DomainError::BadAgentConfig(p))) => {
+            return Err(bad_agent_config(&p))
         }
         (Key::AgentConfig, Err(DomainError::Io(e))) => {
             return Err(ApiError::new(500, AGENT_CONFIG_FAILED).with_details(e.to_string()))
@@ -157,6 +171,12 @@ pub fn render(key: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiErr
     })
 }
 
+/// Octavia's agent answers a config it cannot take with this message; the problems say why.
+fn bad_agent_config(problems: &[Problem]) -> ApiError {
+    let why: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    ApiError::new(400, AGENT_CONFIG_FAILED).with_details(why.join("; "))
+}
+
 fn lb_not_found(id: &ListenerId) -> ApiError {
     not_found(id.as_str())
 }
@@ -186,6 +206,7 @@ fn cert_name(p: &Params) -> Result<CertName, ApiError> {
 mod tests {
     use crate::api::ops::{CertApply, CertPut, Need, Op, PemCheck, StoreOp};
     use crate::api::{parse_request as parse, refusal};
+    use crate::listeners::Origin;
     use crate::names::{CertName, ListenerId};
     use crate::process::Action;
 
@@ -217,6 +238,7 @@ mod tests {
                 StoreOp::Upload {
                     id: lb(),
                     config: b"cfg".to_vec(),
+                    origin: Origin::Octavia,
                 },
             ),
             (
@@ -279,7 +301,10 @@ mod tests {
         assert_eq!(parse("GET", "//", "").unwrap(), Op::Nothing);
         assert_eq!(
             parse("PUT", "/1.0/config", "[health_manager]").unwrap(),
-            Op::StoreAgentConfig(b"[health_manager]".to_vec())
+            Op::AgentConfig {
+                text: b"[health_manager]".to_vec(),
+                settings: crate::config::Mutable::default(),
+            }
         );
     }
 

@@ -97,6 +97,8 @@ pub struct Ctx {
     pub plugs: crate::netplug::Plugs,
     /// The agent's own TLS certificate, when it serves HTTPS.
     pub server_cert: Option<crate::tls::ServerCert>,
+    /// The settings Octavia's controller changes at run time, which the heartbeat sender reads.
+    pub heartbeat: Arc<crate::heartbeat::Control>,
     /// Loaded when the device API is served.
     pub devices: Option<crate::devices::Registry>,
 }

@@ -11,6 +11,7 @@ use std::io;
 use std::net::IpAddr;
 
 use crate::certs::CertError;
+use crate::config::Mutable;
 use crate::devices::{Device, DeviceError};
 use crate::hapi::PoolError;
 use crate::haproxy::HaproxyError;
@@ -42,8 +43,12 @@ pub enum Op {
     Hapi(HapiOp),
     Device(DeviceOp),
     Host(HostOp),
-    /// Keep the controller's agent config file (0600: it holds the heartbeat key).
-    StoreAgentConfig(Vec<u8>),
+    /// The controller's agent config: kept (0600: it holds the heartbeat key), and its
+    /// run-time settings applied at once.
+    AgentConfig {
+        text: Vec<u8>,
+        settings: Mutable,
+    },
 }
 
 #[derive(Debug)]
@@ -134,6 +139,8 @@ pub enum DomainError {
     TopologyStore(io::Error),
     Plug(PlugError),
     Keepalived(KeepalivedError),
+    /// An agent config the agent could not start on.
+    BadAgentConfig(Vec<crate::config::Problem>),
 }
 
 impl From<HaproxyError> for DomainError {
@@ -179,10 +186,22 @@ pub fn execute(ctx: &Ctx, op: Op) -> Result<Outcome, DomainError> {
         Op::Hapi(op) => hapi::execute(ctx, op),
         Op::Device(op) => devices::execute(ctx, op),
         Op::Host(op) => host::execute(ctx, op),
-        Op::StoreAgentConfig(body) => {
-            let path = ctx.config.state_dir.join("amphora-agent.conf");
-            files::write_atomic(&path, &body, 0o600)?;
-            Ok(Outcome::Done)
-        }
+        Op::AgentConfig { text, settings } => agent_config(ctx, &text, settings),
     }
+}
+
+/// Writes the agent config where the agent reads it at its next start (the file it was started
+/// on, which must then still start it), then applies what changes at run time.
+fn agent_config(ctx: &Ctx, text: &[u8], settings: Mutable) -> Result<Outcome, DomainError> {
+    let path = match &ctx.config.agent_conf {
+        Some(path) => {
+            let as_text = String::from_utf8_lossy(text);
+            crate::config::parse_file(&as_text, path).map_err(DomainError::BadAgentConfig)?;
+            path.clone()
+        }
+        None => ctx.config.state_dir.join("amphora-agent.conf"),
+    };
+    files::write_atomic(&path, text, 0o600)?;
+    ctx.heartbeat.apply(settings);
+    Ok(Outcome::Done)
 }

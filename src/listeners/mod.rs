@@ -23,6 +23,8 @@ use crate::process::Action;
 
 use proc::ListenerProc;
 use store::{Desired, Store};
+
+pub use store::Origin;
 use supervise::Running;
 
 /// What `haproxy -c` says of a good config.
@@ -155,11 +157,18 @@ impl Listeners {
     /// Checks `config` with `haproxy -c` and, if valid, makes it the listener's config (a
     /// running HAProxy keeps its config until reloaded). On failure the live config is
     /// untouched, and a listener that did not exist before does not exist after.
-    pub fn upload(&self, id: &ListenerId, config: &[u8]) -> Result<String, ListenerError> {
+    pub fn upload(
+        &self,
+        id: &ListenerId,
+        config: &[u8],
+        origin: Origin,
+    ) -> Result<String, ListenerError> {
         let _g = lock(&self.ops);
         // Only the state directory counts: certificates alone do not make a config.
         let existed = self.store.make(id)?;
-        let result = self.check_and_install(id, config);
+        let result = self
+            .check_and_install(id, config)
+            .and_then(|out| Ok(self.store.set_origin(id, origin).map(|_| out)?));
         if result.is_err() && !existed {
             let _ = self.store.remove(id);
         }
@@ -352,6 +361,15 @@ impl Listeners {
             uuid: id.to_string(),
             kind: pools::listener_type(&String::from_utf8_lossy(&cfg)),
         }
+    }
+
+    /// `show stat` of every running load balancer uploaded through Octavia's API 1.0.
+    pub fn octavia_stats(&self) -> Vec<Vec<crate::haproxy::StatRow>> {
+        let ids = self.store.ids().unwrap_or_default();
+        ids.iter()
+            .filter(|id| self.store.origin(id) == Origin::Octavia && self.running_pid(id).is_some())
+            .filter_map(|id| self.proc(id).stats_rows())
+            .collect()
     }
 
     /// Pools and members from the listener's own stats socket; empty when it is not running.

@@ -122,11 +122,14 @@ impl<'a> ListenerProc<'a> {
         self.paths.stats_rt().raw(&Cli::ShowInfo).is_ok()
     }
 
+    /// `show stat`, when the stats socket answers.
+    pub fn stats_rows(&self) -> Option<Vec<crate::haproxy::StatRow>> {
+        self.paths.stats_rt().show_stat().ok()
+    }
+
     /// Pools and members, from the stats socket.
     pub fn pools(&self) -> Vec<Pool> {
-        self.paths
-            .stats_rt()
-            .show_stat()
+        self.stats_rows()
             .map(|rows| pools::pools(&rows))
             .unwrap_or_default()
     }

@@ -29,6 +29,14 @@ struct DesiredState {
     desired: Desired,
 }
 
+/// Which API uploaded a listener's config. Octavia's heartbeats report exactly its API 1.0
+/// load balancers: another family's listener would spoil the listener count it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Octavia,
+    Other,
+}
+
 pub struct Store {
     root: PathBuf,
 }
@@ -110,6 +118,30 @@ global\n    stats socket unix@{STATS_SOCK} mode 600 level admin\n"
     pub fn restore_good(&self, id: &ListenerId) {
         if let Ok(good) = fs::read(self.lkg_path(id)) {
             let _ = store::write_atomic(&self.paths(id).cfg, &good, 0o640);
+        }
+    }
+
+    fn origin_path(&self, id: &ListenerId) -> PathBuf {
+        self.dir(id).join("origin")
+    }
+
+    pub fn set_origin(&self, id: &ListenerId, origin: Origin) -> io::Result<()> {
+        match origin {
+            Origin::Octavia => {
+                store::write_atomic(&self.origin_path(id), b"amphora-api-1.0\n", 0o640)
+            }
+            Origin::Other => match fs::remove_file(self.origin_path(id)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    pub fn origin(&self, id: &ListenerId) -> Origin {
+        if self.origin_path(id).exists() {
+            Origin::Octavia
+        } else {
+            Origin::Other
         }
     }
 

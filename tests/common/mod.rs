@@ -277,6 +277,25 @@ impl Agent {
             dir.path("certs").display()
         );
         let path = dir.write("agent.yaml", &cfg);
+        Agent::launch(dir, &path, netns, Stdio::piped())
+    }
+
+    /// Started on Octavia's `amphora-agent.conf` (INI) in `dir`, which names no log file: the
+    /// agent logs to stderr, kept in `dir`'s agent.log.
+    pub fn start_octavia(dir: &TempDir, ini: &str) -> Agent {
+        let path = dir.write("amphora-agent.conf", ini);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path("agent.log"))
+            .unwrap();
+        Agent::launch(dir, &path, None, Stdio::from(log))
+    }
+
+    /// Runs the agent on `config` and waits until its log says where it listens.
+    fn launch(dir: &TempDir, config: &Path, netns: Option<&str>, stderr: Stdio) -> Agent {
+        let log = dir.path("agent.log");
+        let access = dir.path("access.log");
         // An earlier agent may have logged here: only this one's lines count.
         let skip = std::fs::read_to_string(&log).map_or(0, |t| t.len());
         let mut cmd = match netns {
@@ -293,22 +312,19 @@ impl Agent {
         let mut child = cmd
             .env("TMPDIR", &tmp)
             .arg("--config")
-            .arg(&path)
+            .arg(config)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut port = 0;
         let end = Instant::now() + Duration::from_secs(10);
         while port == 0 {
             if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
+                let mut err = std::fs::read_to_string(&log).unwrap_or_default();
+                if let Some(mut pipe) = child.stderr.take() {
+                    pipe.read_to_string(&mut err).unwrap();
+                }
                 panic!("agent exited at start-up ({status}): {err}");
             }
             assert!(Instant::now() < end, "agent did not start listening");

@@ -4,7 +4,7 @@
 use std::io;
 
 use crate::certs;
-use crate::listeners::{ListenerError, LiveCert, Ran, Status};
+use crate::listeners::{ListenerError, LiveCert, Origin, Ran, Status};
 use crate::names::{CertName, ListenerId};
 use crate::pools::{self, ListenerType};
 use crate::process::Action;
@@ -84,6 +84,8 @@ pub enum StoreOp {
     Upload {
         id: ListenerId,
         config: Vec<u8>,
+        /// Which API's listener it becomes (heartbeats report API 1.0's).
+        origin: Origin,
     },
     /// Upload, then reload (a stopped listener starts).
     UploadAndRun {
@@ -183,14 +185,14 @@ pub fn execute(ctx: &Ctx, op: StoreOp) -> Result<Outcome, DomainError> {
         StoreOp::Services => Ok(Outcome::Services(services(ctx)?)),
         StoreOp::Exists(id) => require(ctx, &id, Need::Listener).map(|_| Outcome::Done),
         StoreOp::Config(id) => Ok(Outcome::Config(l.config(&id)?)),
-        StoreOp::Upload { id, config } => {
-            l.upload(&id, &config)?;
+        StoreOp::Upload { id, config, origin } => {
+            l.upload(&id, &config, origin)?;
             Ok(Outcome::Uploaded {
                 md5: certs::md5_hex(&config),
             })
         }
         StoreOp::UploadAndRun { id, config } => {
-            l.upload(&id, &config)?;
+            l.upload(&id, &config, Origin::Other)?;
             let ran = l.act(&id, Action::Reload)?;
             Ok(Outcome::Ran { id, ran })
         }

@@ -6,10 +6,14 @@ use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::names::ProxyName;
+
+mod octavia;
+
+pub use octavia::{parse_mutable, Destination, Heartbeat, LbTopology, Mutable};
 
 pub const DEFAULT_PATH: &str = "/etc/lbagent/lbagent.yaml";
 
@@ -74,6 +78,10 @@ pub struct Config {
     pub request_timeout: Duration,
     pub amphora_id: Option<String>,
     pub apis: Vec<Api>,
+    /// What Octavia's controller may change at run time (heartbeats, topology, debug).
+    pub mutable: Mutable,
+    /// The Octavia agent config the agent was started on: `PUT /1.0/config` replaces it.
+    pub agent_conf: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -99,6 +107,8 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             amphora_id: None,
             apis: Api::ALL.to_vec(),
+            mutable: Mutable::default(),
+            agent_conf: None,
         }
     }
 }
@@ -398,6 +408,11 @@ impl RawConfig {
             request_timeout: self.request_timeout.unwrap_or(d.request_timeout),
             amphora_id: self.amphora_id,
             apis: self.apis.unwrap_or(d.apis),
+            mutable: Mutable {
+                debug: self.debug.unwrap_or(d.debug),
+                ..Mutable::default()
+            },
+            agent_conf: None,
         };
         check_security(&c, p);
         c
@@ -507,6 +522,16 @@ fn mapping(text: &str) -> Result<Mapping, Problem> {
 }
 
 /// Parses config text. Returns every problem found, not just the first.
+/// A config file of either kind: Octavia's INI `amphora-agent.conf` when it opens with a
+/// `[section]`, the YAML otherwise.
+pub fn parse_file(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
+    if crate::ini::Ini::looks_like(text) {
+        octavia::parse(text, path)
+    } else {
+        parse(text)
+    }
+}
+
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let map = mapping(text).map_err(|e| vec![e])?;
     let mut p = Vec::new();
@@ -522,7 +547,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
 mod tests {
     use super::*;
 
-    const HAPI_EXAMPLE: &str = include_str!("../conf/hapi-example.yaml");
+    const HAPI_EXAMPLE: &str = include_str!("../../conf/hapi-example.yaml");
 
     #[test]
     fn hapi_example_means_what_it_meant() {

@@ -1,0 +1,197 @@
+//! Health heartbeats to Octavia's controller (AGENT.md section 1): every interval, one signed
+//! UDP datagram with the amphora's listeners, pools and statistics, to one health manager of
+//! the configured list in turn. Octavia creates an amphora's health record only when one
+//! arrives, and fails the amphora over when they stop.
+
+mod envelope;
+mod message;
+
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::config::{Destination, Mutable};
+use crate::haproxy::StatRow;
+use crate::{logs, store};
+
+pub use message::Counters;
+
+/// The largest UDP payload IPv4 carries; the controller reads up to 64 KiB.
+const MAX_DATAGRAM: usize = 65_507;
+
+/// The settings Octavia's controller changes at run time, shared by the request that changes
+/// them and the sender that reads them; a change wakes the sender.
+pub struct Control {
+    state: Mutex<Mutable>,
+    changed: Condvar,
+}
+
+impl Control {
+    pub fn new(m: Mutable) -> Self {
+        Control {
+            state: Mutex::new(m),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Mutable> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self) -> Mutable {
+        self.lock().clone()
+    }
+
+    /// Takes new settings: debug logging follows at once, the sender at its next beat, which
+    /// is now.
+    pub fn apply(&self, m: Mutable) {
+        logs::set_debug(m.debug);
+        *self.lock() = m;
+        self.changed.notify_all();
+    }
+
+    /// Sleeps `d`, or less when the settings change or the agent stops.
+    fn wait(&self, d: Duration, stop: &AtomicBool) {
+        let guard = self.lock();
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let _ = self.changed.wait_timeout(guard, d);
+    }
+
+    /// Wakes the sender, so it sees the stop flag.
+    pub fn wake(&self) {
+        self.changed.notify_all();
+    }
+}
+
+/// What the sender needs of the rest of the agent.
+pub trait Amphora {
+    fn id(&self) -> Option<String>;
+    /// `show stat` of every running API-1.0 load balancer.
+    fn stats(&self) -> Vec<Vec<StatRow>>;
+    /// Keepalived is configured but not running: Octavia's agent then stays silent, so that
+    /// the controller fails this amphora over.
+    fn vrrp_down(&self) -> bool;
+}
+
+/// The sender's own state across beats.
+pub struct Sender {
+    counters_path: PathBuf,
+    counters: Counters,
+    seq: u64,
+    turn: usize,
+    /// Why the last beat was not sent, to log a reason once rather than every interval.
+    silent: Option<String>,
+}
+
+impl Sender {
+    pub fn new(state_dir: &Path) -> Self {
+        let counters_path = state_dir.join("stats_counters.json");
+        // Unreadable counters only cost one message with whole counters.
+        let counters = std::fs::read(&counters_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Sender {
+            counters_path,
+            counters,
+            seq: 0,
+            turn: 0,
+            silent: None,
+        }
+    }
+
+    /// Beats until `stop`: every interval, or at once after the settings change.
+    pub fn run(mut self, control: &Control, amphora: &dyn Amphora, stop: &AtomicBool) {
+        while !stop.load(Ordering::SeqCst) {
+            let settings = control.get();
+            match self.beat(&settings, amphora) {
+                Ok(to) => {
+                    logs::debug(&format!("heartbeat {} sent to {to}", self.seq - 1));
+                    self.silent = None;
+                }
+                Err(why) => {
+                    if self.silent.as_deref() != Some(why.as_str()) {
+                        logs::warn(&format!("no heartbeat: {why}"));
+                    }
+                    self.silent = Some(why);
+                }
+            }
+            control.wait(settings.heartbeat.interval, stop);
+        }
+    }
+
+    /// Builds, signs and sends one message; where it went, or why nothing was sent.
+    pub fn beat(
+        &mut self,
+        settings: &Mutable,
+        amphora: &dyn Amphora,
+    ) -> Result<SocketAddr, String> {
+        let hb = &settings.heartbeat;
+        let id = amphora.id().ok_or("amphora_id is not set")?;
+        let key = hb.key.as_deref().ok_or("heartbeat_key is not set")?;
+        if hb.destinations.is_empty() {
+            return Err("controller_ip_port_list is empty".into());
+        }
+        if amphora.vrrp_down() {
+            return Err("keepalived is configured but not running".into());
+        }
+        let mut counters = self.counters.clone();
+        let msg = message::build(&id, self.seq, &amphora.stats(), &mut counters);
+        self.seq += 1;
+        let sealed = envelope::seal(msg.to_string().as_bytes(), key.as_bytes());
+        if sealed.len() > MAX_DATAGRAM {
+            // Not sent, so its deltas are not spent: the next message carries them.
+            return Err(format!(
+                "the message is {} bytes, over one datagram, with {} members",
+                sealed.len(),
+                message::member_count(&msg)
+            ));
+        }
+        // Kept before the send, as Octavia's agent does: a lost datagram loses its deltas,
+        // a restarted agent never counts twice.
+        self.counters = counters;
+        let text = serde_json::to_vec(&self.counters).unwrap_or_default();
+        if let Err(e) = store::write_atomic(&self.counters_path, &text, 0o600) {
+            logs::warn(&format!("cannot keep the heartbeat counters: {e}"));
+        }
+        let dest = &hb.destinations[self.turn % hb.destinations.len()];
+        self.turn = self.turn.wrapping_add(1);
+        send(dest, &sealed)
+    }
+}
+
+/// One datagram to one health manager; a name is resolved now, as the controller's may move.
+fn send(dest: &Destination, datagram: &[u8]) -> Result<SocketAddr, String> {
+    let to = (dest.host.as_str(), dest.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("cannot resolve {}:{}", dest.host, dest.port))?;
+    let local: SocketAddr = if to.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let socket = UdpSocket::bind(local).map_err(|e| format!("UDP socket: {e}"))?;
+    socket
+        .send_to(datagram, to)
+        .map_err(|e| format!("send to {to}: {e}"))?;
+    Ok(to)
+}
+
+/// Starts the sender thread.
+pub fn start(
+    state_dir: &Path,
+    control: Arc<Control>,
+    amphora: Arc<dyn Amphora + Send + Sync>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let sender = Sender::new(state_dir);
+    std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || sender.run(&control, amphora.as_ref(), &stop))
+}
