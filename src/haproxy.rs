@@ -22,6 +22,8 @@ pub enum Command {
     ShowServersState,
     SetState(ProxyName, ProxyName, AdminState),
     SetWeight(ProxyName, ProxyName, u32),
+    /// `set server <b>/<s> health down`: what its checks found before a reload.
+    SetHealthDown(ProxyName, ProxyName),
     ShowSslCert,
     /// `set ssl cert <file> <<` with a validated PEM payload.
     SetSslCert(CertFile, String),
@@ -83,6 +85,7 @@ impl Command {
             Command::SetState(b, s, AdminState::Maint) => format!("set server {b}/{s} state maint"),
             Command::SetState(b, s, AdminState::Drain) => format!("set server {b}/{s} state drain"),
             Command::SetWeight(b, s, w) => format!("set weight {b}/{s} {w}"),
+            Command::SetHealthDown(b, s) => format!("set server {b}/{s} health down"),
             Command::ShowSslCert => "show ssl cert".into(),
             // The payload ends at the first empty line, so it holds none.
             Command::SetSslCert(f, pem) => format!("set ssl cert {f} <<\n{pem}\n"),
@@ -265,6 +268,8 @@ pub struct ServerState {
     pub admin: u32,
     pub user_weight: u32,
     pub initial_weight: u32,
+    /// The operational state: 0 stopped (down), 1 starting, 2 running, 3 stopping.
+    pub op_state: u32,
 }
 
 /// Parses `show servers state` by its header names.
@@ -282,12 +287,13 @@ pub fn parse_servers_state(reply: &str) -> Vec<ServerState> {
         }
         let get = |n: &str| names.iter().position(|x| *x == n).map(|i| f[i]);
         let num = |n: &str| get(n).and_then(|v| v.parse::<u32>().ok());
-        if let (Some(b), Some(s), Some(a), Some(u), Some(i)) = (
+        if let (Some(b), Some(s), Some(a), Some(u), Some(i), Some(o)) = (
             get("be_name"),
             get("srv_name"),
             num("srv_admin_state"),
             num("srv_uweight"),
             num("srv_iweight"),
+            num("srv_op_state"),
         ) {
             out.push(ServerState {
                 backend: b.to_string(),
@@ -295,6 +301,7 @@ pub fn parse_servers_state(reply: &str) -> Vec<ServerState> {
                 admin: a,
                 user_weight: u,
                 initial_weight: i,
+                op_state: o,
             });
         }
     }
@@ -429,6 +436,7 @@ wwwbackend,BACKEND,0,0,0,0,200,0,0,0,0,0,,0,0,0,0,UP,2,2,0\n\n";
             ("s1", 1, 7)
         );
         assert_eq!(s[1].admin, 0);
+        assert_eq!((s[0].op_state, s[1].op_state), (0, 2));
         assert!(parse_servers_state("garbage").is_empty());
     }
 

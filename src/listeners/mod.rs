@@ -125,7 +125,7 @@ impl Listeners {
     }
 
     fn proc(&self, id: &ListenerId) -> ListenerProc<'_> {
-        ListenerProc::new(&self.haproxy, &self.store.dir(id))
+        ListenerProc::new(&self.haproxy, self.store.state_dir(), &self.store.dir(id))
     }
 
     /// Runs `f` (a certificate change) serialized with every other change to listeners, so it

@@ -17,6 +17,7 @@ use crate::pools::{self, Pool};
 use super::{ListenerError, LiveCert};
 use crate::names::ProxyName;
 use crate::process::{self, Daemon};
+use crate::{logs, store};
 
 /// Longest a `haproxy -c` may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,13 +78,23 @@ impl Paths {
 /// stop, reload (with servers' state kept) and live certificate updates.
 pub struct ListenerProc<'a> {
     haproxy: &'a Path,
+    /// The agent's state directory: the only place it writes a server-state file.
+    state_root: &'a Path,
     pub paths: Paths,
 }
 
+/// Servers' runtime state before a reload or restart, and whether HAProxy will read it back
+/// itself (the config names a server-state file and it was written).
+pub struct Kept {
+    servers: Vec<ServerState>,
+    in_file: bool,
+}
+
 impl<'a> ListenerProc<'a> {
-    pub fn new(haproxy: &'a Path, dir: &Path) -> Self {
+    pub fn new(haproxy: &'a Path, state_root: &'a Path, dir: &Path) -> Self {
         ListenerProc {
             haproxy,
+            state_root,
             paths: Paths::new(dir),
         }
     }
@@ -108,13 +119,78 @@ impl<'a> ListenerProc<'a> {
         }
     }
 
-    /// A seamless reload that keeps servers' runtime state (maintenance, drain, weights) set
-    /// through the stats socket. Returns the new worker's pid, or HAProxy's messages.
+    /// A seamless reload that keeps servers' runtime state: maintenance, drain and weights
+    /// set through the stats socket, and health (a member found down stays down). Returns the
+    /// new worker's pid, or HAProxy's messages.
     pub fn reload(&self, timeout: Duration) -> Result<u32, String> {
-        let saved = self.save_servers();
+        let kept = self.keep_servers();
         let worker = self.reload_master(timeout)?;
-        self.restore_servers(&saved);
+        self.restore_servers(&kept);
         Ok(worker)
+    }
+
+    /// The server-state file the config names (global `server-state-file`, relative to
+    /// `server-state-base` or to the run directory), when it lies in the agent's state
+    /// directory: the agent writes nowhere else an uploaded config points it.
+    fn state_file(&self) -> Option<PathBuf> {
+        let cfg = fs::read_to_string(&self.paths.cfg).ok()?;
+        let (mut file, mut base) = (None, None);
+        let mut in_global = false;
+        for line in cfg.lines() {
+            let text = line.split('#').next().unwrap_or("");
+            let words: Vec<&str> = text.split_whitespace().collect();
+            if !line.starts_with([' ', '\t']) && !words.is_empty() {
+                in_global = words[0] == "global";
+                continue;
+            }
+            match (in_global, words.as_slice()) {
+                (true, ["server-state-file", f]) => file = Some(PathBuf::from(f)),
+                (true, ["server-state-base", b]) => base = Some(PathBuf::from(b)),
+                _ => {}
+            }
+        }
+        let file = file?;
+        let path = match (file.is_absolute(), base) {
+            (true, _) => file,
+            (false, Some(b)) => b.join(file),
+            (false, None) => self.paths.run.join(file),
+        };
+        let inside = path.starts_with(self.state_root)
+            && path
+                .components()
+                .all(|c| c != std::path::Component::ParentDir);
+        if !inside {
+            logs::debug(&format!(
+                "server-state file {} is outside the state directory: health kept through the runtime API",
+                path.display()
+            ));
+        }
+        inside.then_some(path)
+    }
+
+    /// Servers' state now: written to the config's server-state file when it names one, for
+    /// HAProxy to read back, and kept for the runtime API.
+    fn keep_servers(&self) -> Kept {
+        let Ok(reply) = self.paths.stats_rt().raw(&Cli::ShowServersState) else {
+            return Kept {
+                servers: Vec::new(),
+                in_file: false,
+            };
+        };
+        let in_file = self.state_file().is_some_and(|f| {
+            let written = f
+                .parent()
+                .map_or(Ok(()), |d| store::ensure_dir(d, 0o750))
+                .and_then(|_| store::write_atomic(&f, reply.as_bytes(), 0o640));
+            if let Err(e) = &written {
+                logs::warn(&format!("cannot write {}: {e}", f.display()));
+            }
+            written.is_ok()
+        });
+        Kept {
+            servers: haproxy::parse_servers_state(&reply),
+            in_file,
+        }
     }
 
     /// Whether a worker answers on the stats socket.
@@ -296,21 +372,14 @@ impl<'a> ListenerProc<'a> {
         (p.proc()?.master_pid == pid).then_some(Daemon::Adopted(pid))
     }
 
-    /// Servers' runtime state worth keeping across a reload.
-    fn save_servers(&self) -> Vec<ServerState> {
-        let p = &self.paths;
-        p.stats_rt()
-            .raw(&Cli::ShowServersState)
-            .map(|r| haproxy::parse_servers_state(&r))
-            .unwrap_or_default()
-    }
-
-    /// Puts saved maintenance/drain states and changed weights back (on the new worker). Servers
-    /// the new config no longer has are skipped.
-    fn restore_servers(&self, saved: &[ServerState]) {
+    /// Puts saved maintenance/drain states and changed weights back (on the new worker), and,
+    /// where HAProxy read no server-state file, the health of members found down: the new
+    /// worker would send them traffic until their checks fail again. Servers the new config no
+    /// longer has are skipped.
+    fn restore_servers(&self, kept: &Kept) {
         let p = &self.paths;
         let rt = p.stats_rt();
-        for s in saved {
+        for s in &kept.servers {
             let (Ok(b), Ok(n)) = (ProxyName::parse(&s.backend), ProxyName::parse(&s.server)) else {
                 continue;
             };
@@ -323,6 +392,9 @@ impl<'a> ListenerProc<'a> {
             };
             if let Some(st) = state {
                 let _ = rt.execute(&Cli::SetState(b.clone(), n.clone(), st));
+            }
+            if !kept.in_file && s.op_state == 0 {
+                let _ = rt.execute(&Cli::SetHealthDown(b.clone(), n.clone()));
             }
             if s.user_weight != s.initial_weight {
                 let _ = rt.execute(&Cli::SetWeight(b, n, s.user_weight));

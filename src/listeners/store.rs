@@ -48,6 +48,11 @@ impl Store {
         }
     }
 
+    /// The agent's state directory, which holds `listeners/`.
+    pub fn state_dir(&self) -> &Path {
+        self.root.parent().unwrap_or(&self.root)
+    }
+
     pub fn dir(&self, id: &ListenerId) -> PathBuf {
         self.root.join(id.as_str())
     }

@@ -152,6 +152,8 @@ impl Listeners {
             if !due {
                 continue;
             }
+            // Nothing answers now to say how its servers fared: a config that names a
+            // server-state file starts from the one its last reload wrote.
             match self.proc(&id).start(READY_TIMEOUT) {
                 Ok(master) => {
                     logs::info(&format!(
