@@ -140,3 +140,80 @@ fn conformance(version: &str) {
         "the driver's listener update ran"
     );
 }
+
+/// Heartbeats judged by Octavia's own health manager (tests/octavia/heartbeats.py), from an
+/// agent run on an amphora-agent.conf as an amphora image would run it; the script asks for an
+/// agent restart halfway (RESTART on its stdout, a line back on its stdin when done).
+#[test]
+fn octavias_health_manager_accepts_the_heartbeats() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(python) = octavia_python(NEWEST) else {
+        common::skip(
+            "octavias_health_manager_accepts_the_heartbeats",
+            "PyPI is unreachable, cannot install Octavia",
+        );
+        return;
+    };
+    let pki = Pki::new();
+    pki.issue(
+        "amphora",
+        &format!("/CN={AMPHORA_ID}"),
+        &format!("subjectAltName=DNS:{AMPHORA_ID},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+    );
+    let dir = TempDir::new("octhb");
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(pki.file("amphora.key")).unwrap(),
+        std::fs::read_to_string(pki.file("amphora.pem")).unwrap()
+    );
+    let bundle = dir.write("amphora-bundle.pem", &bundle);
+    let base = dir.path("octavia-base");
+    let port = common::free_port();
+    let ini = format!(
+        "[DEFAULT]\ndebug = False\n[haproxy_amphora]\nbase_cert_dir = {}\nbase_path = {}\n\
+bind_host = 127.0.0.1\nbind_port = {port}\n[amphora_agent]\nagent_server_ca = {}\n\
+agent_server_cert = {}\namphora_id = {AMPHORA_ID}\n",
+        dir.path("certs").display(),
+        base.display(),
+        pki.file("ca.pem"),
+        bundle.display()
+    );
+    let mut agent = Agent::start_octavia(&dir, &ini);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/octavia/heartbeats.py");
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .args(["--url", &agent.url("https", "")])
+        .args(["--ca", &pki.file("ca.pem")])
+        .args(["--cert", &pki.file("client.pem")])
+        .args(["--key", &pki.file("client.key")])
+        .args(["--amphora-id", AMPHORA_ID])
+        .arg("--base-path")
+        .arg(&base)
+        .arg("--cert-dir")
+        .arg(dir.path("certs"))
+        .arg("--server-cert")
+        .arg(&bundle)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut text = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        eprintln!("{line}");
+        if line == "RESTART" {
+            agent.child.kill().unwrap();
+            agent.child.wait().unwrap();
+            agent = Agent::restart_octavia(&dir);
+            stdin.write_all(b"\n").unwrap();
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+    assert!(status.success(), "{text}\nagent log:\n{log}");
+    assert!(!text.contains("FAIL "), "{text}");
+    assert!(text.contains("PASS  C07 "), "{text}");
+}

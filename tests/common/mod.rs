@@ -292,6 +292,15 @@ impl Agent {
         Agent::launch(dir, &path, None, Stdio::from(log))
     }
 
+    /// Started again on the `amphora-agent.conf` in `dir`, as it is now (a push replaces it).
+    pub fn restart_octavia(dir: &TempDir) -> Agent {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path("agent.log"))
+            .unwrap();
+        Agent::launch(dir, &dir.path("amphora-agent.conf"), None, Stdio::from(log))
+    }
+
     /// Runs the agent on `config` and waits until its log says where it listens.
     fn launch(dir: &TempDir, config: &Path, netns: Option<&str>, stderr: Stdio) -> Agent {
         let log = dir.path("agent.log");
