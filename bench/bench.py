@@ -4,7 +4,8 @@
 On loopback, in one run: lbagent's footprint; request cost against the direct-socket floor, HApi's
 fork-per-request way (bench/hapi_socat.py) and the real Octavia amphora agent; new connections
 against the handshake floor (a bare rustls server, `loadgen floor-server`); listener lifecycle
-against doing it by hand (bench/lifecycle.py); 64 concurrent clients. Every HTTP(S) request comes
+against doing it by hand (bench/lifecycle.py); 64 concurrent clients; the heartbeat of a large
+load balancer (bench/heartbeat.py). Every HTTP(S) request comes
 from bench/loadgen, a separate process. Writes bench/results.md and bench/results.json.
 
 Usage: bench/bench.py [--quick] [--strict] [--no-octavia]
@@ -18,6 +19,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in bench/ from the import below
 BENCH = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
+import heartbeat  # noqa: E402
 import lifecycle  # noqa: E402
 
 AGENT_BIN = os.path.join(TOP, "target/x86_64-unknown-linux-gnu/release/lbagent")
@@ -379,7 +381,7 @@ def measure(procs, work, t0, strict, no_octavia):
     ctx = tls_context(pki)
     sock = start_haproxy(procs, work)
     agent, port = start_agent(procs, work, "agent-tls", sock, pki)
-    _, plain_port = start_agent(procs, work, "agent-plain", sock)
+    plain_agent, plain_port = start_agent(procs, work, "agent-plain", sock)
     hapi, hapi_port = start_hapi(procs, work, sock, pki, ctx)
     _, tls_floor_port = start_tls_floor(procs, work, pki)
     octavia = "skipped (--no-octavia)" if no_octavia else start_octavia(procs, pki, ctx)
@@ -468,12 +470,17 @@ def measure(procs, work, t0, strict, no_octavia):
         f"reload {lc['reload_ratio']:.2f}x")
     fp["end"] = proc_status(agent.pid)
 
+    # 5. Heartbeats of a large load balancer, from the plain-HTTP agent.
+    hb = heartbeat.measure(plain_agent.pid, plain_port, lifecycle.free_port, proc_status)
+    log(f"heartbeat: {hb['cpu_ms_per_beat']:.2f} ms CPU per beat, {hb['max_bytes']} bytes, "
+        f"RSS {mib(hb['rss'])}")
+
     meta["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     meta["seconds"] = round(time.time() - t0, 1)
-    report = build_report(meta, fp, res, conc, lc, octavia)
+    report = build_report(meta, fp, res, conc, lc, octavia, hb)
     with open(os.path.join(BENCH, "results.json"), "w") as f:
         json.dump({"meta": meta, "footprint": fp, "requests": res, "concurrency": conc,
-                   "lifecycle": lc, "targets": report["targets"]}, f, indent=1)
+                   "lifecycle": lc, "heartbeat": hb, "targets": report["targets"]}, f, indent=1)
     with open(os.path.join(BENCH, "results.md"), "w") as f:
         f.write(report["md"])
     print()
@@ -482,7 +489,7 @@ def measure(procs, work, t0, strict, no_octavia):
     return 1 if strict and fails else 0
 
 
-def build_report(meta, fp, res, conc, lc, octavia):
+def build_report(meta, fp, res, conc, lc, octavia, hb):
     targets = []
 
     def target(name, measured, limit, ok):
@@ -538,6 +545,13 @@ def build_report(meta, fp, res, conc, lc, octavia):
     target("listener upload+start / haproxy -c + start by hand (p50)",
            f"{lc['start_ratio']:.2f}x ({ms['api_start']['p50']:.1f} / {ms['hand_start']['p50']:.1f} ms)",
            "<= 1.3x", lc["start_ratio"] <= 1.3)
+    what = f"1 load balancer, {hb['listeners']} listeners, {hb['members']:,} members"
+    target(f"heartbeat CPU time (build + send), {what}", f"{hb['cpu_ms_per_beat']:.2f} ms",
+           "<= 2 ms", hb["cpu_ms_per_beat"] <= 2)
+    target(f"heartbeat datagram, {what}", f"{hb['max_bytes']:,} bytes", "< 64 KiB",
+           hb["max_bytes"] < 64 * 1024)
+    target("RSS while sending those heartbeats (VmRSS)", mib(hb["rss"]), "<= 6 MiB",
+           hb["rss"] <= 6 * MiB)
     target(f"{CONC_CLIENTS} concurrent clients for {CONC_SECS} s: errors",
            f"{conc['errors']} of {conc['requests']:,} ({conc['slow']} took over 1 s, max "
            f"{conc['max_ms'] / 1000:.1f} s)", "= 0", conc["errors"] == 0)

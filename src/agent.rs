@@ -224,8 +224,8 @@ impl heartbeat::Amphora for AmphoraView {
         self.0.ctx.config.amphora_id.clone()
     }
 
-    fn stats(&self) -> Vec<Vec<haproxy::StatRow>> {
-        self.0.ctx.listeners.octavia_stats()
+    fn stats(&self, buf: &mut Vec<u8>, each: &mut dyn FnMut(&str)) {
+        self.0.ctx.listeners.octavia_stats(buf, each)
     }
 
     fn vrrp_down(&self) -> bool {

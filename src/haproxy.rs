@@ -140,6 +140,15 @@ impl Runtime {
 
     /// Sends one command and returns HAProxy's whole reply.
     pub fn raw(&self, cmd: &Command) -> Result<String, HaproxyError> {
+        let mut out = Vec::new();
+        self.raw_into(cmd, &mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Sends one command and reads HAProxy's whole reply into `out` (cleared first), whose
+    /// memory a caller that asks often keeps.
+    pub fn raw_into(&self, cmd: &Command, out: &mut Vec<u8>) -> Result<(), HaproxyError> {
+        out.clear();
         let mut s = connect(&self.path).map_err(|e| self.unavailable(e))?;
         s.set_read_timeout(Some(self.timeout))
             .and_then(|_| s.set_write_timeout(Some(self.timeout)))
@@ -148,12 +157,11 @@ impl Runtime {
             .map_err(|e| self.unavailable(e))?;
         // The master CLI keeps a connection open until the client is done sending.
         let _ = s.shutdown(std::net::Shutdown::Write);
-        let mut out = Vec::new();
         // The reply is small; cap it anyway so a confused peer cannot exhaust memory.
         s.take(64 << 20)
-            .read_to_end(&mut out)
+            .read_to_end(out)
             .map_err(|e| self.unavailable(e))?;
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        Ok(())
     }
 
     /// `show info` as ordered (name, value) pairs.
@@ -347,6 +355,41 @@ pub fn status_word(status: &str) -> &str {
 pub type StatRow = BTreeMap<String, String>;
 
 /// Parses `show stat` CSV by its header line (`# pxname,svname,...`). None if there is no header.
+/// `show stat` read by the named columns only, borrowed from the reply (a column the header
+/// lacks reads as empty), in one pass over each row up to the last column wanted: thousands of
+/// rows without a map or a vector per row. None without a header.
+pub fn stat_columns<'a, const N: usize>(
+    reply: &'a str,
+    wanted: [&str; N],
+) -> Option<impl Iterator<Item = [&'a str; N]> + 'a> {
+    let mut lines = reply.lines();
+    let header = lines.find(|l| !l.trim().is_empty())?.strip_prefix("# ")?;
+    let mut at = [usize::MAX; N];
+    for (i, name) in header.split(',').enumerate() {
+        for (k, w) in wanted.iter().enumerate() {
+            if *w == name {
+                at[k] = i;
+            }
+        }
+    }
+    let last = at.iter().copied().filter(|&i| i != usize::MAX).max()?;
+    Some(
+        lines
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(move |l| {
+                let mut row = [""; N];
+                for (i, field) in l.split(',').take(last + 1).enumerate() {
+                    for (k, pos) in at.iter().enumerate() {
+                        if *pos == i {
+                            row[k] = field;
+                        }
+                    }
+                }
+                row
+            }),
+    )
+}
+
 pub fn parse_stat(reply: &str) -> Option<Vec<StatRow>> {
     let mut lines = reply.lines();
     let header = lines.find(|l| !l.trim().is_empty())?.strip_prefix("# ")?;

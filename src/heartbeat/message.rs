@@ -4,11 +4,16 @@
 //! not send whole counters again.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
 
-use crate::haproxy::StatRow;
+use crate::haproxy::stat_columns;
+
+/// The `show stat` columns a heartbeat reads, in this order.
+const COLUMNS: [&str; 9] = [
+    "pxname", "svname", "status", "scur", "stot", "bin", "bout", "ereq", "weight",
+];
 
 /// The message version: statistics are deltas.
 pub const VERSION: u64 = 3;
@@ -30,8 +35,8 @@ fn delta(now: u64, last: u64) -> u64 {
     now.checked_sub(last).unwrap_or(now)
 }
 
-fn num(row: &StatRow, key: &str) -> u64 {
-    row.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+fn num(v: &str) -> u64 {
+    v.parse().unwrap_or(0)
 }
 
 /// Octavia's internal Prometheus proxies are not the user's listeners or pools.
@@ -39,85 +44,149 @@ fn internal(pxname: &str) -> bool {
     pxname.contains("prometheus")
 }
 
-/// The message for `show stat` of each running load balancer; `counters` goes in as the last
-/// sent and comes out as this message's.
-pub fn build(amphora_id: &str, seq: u64, stats: &[Vec<StatRow>], counters: &mut Counters) -> Value {
-    let mut listeners = Map::new();
-    let mut pools: BTreeMap<String, (String, Map<String, Value>)> = BTreeMap::new();
-    let mut now = Counters::new();
-    for row in stats.iter().flatten() {
-        let (Some(px), Some(sv), Some(status)) =
-            (row.get("pxname"), row.get("svname"), row.get("status"))
-        else {
-            continue;
-        };
-        if internal(px) {
-            continue;
-        }
-        match sv.as_str() {
-            "FRONTEND" => {
-                let c = Counts {
-                    bin: num(row, "bin"),
-                    bout: num(row, "bout"),
-                    ereq: num(row, "ereq"),
-                    stot: num(row, "stot"),
-                };
-                let last = counters.get(px).copied().unwrap_or_default();
-                listeners.insert(
-                    px.clone(),
-                    json!({
-                        "status": status,
-                        "stats": {
-                            "rx": delta(c.bin, last.bin),
-                            "tx": delta(c.bout, last.bout),
-                            "conns": num(row, "scur"),
-                            "totconns": delta(c.stot, last.stot),
-                            "ereq": delta(c.ereq, last.ereq),
-                        },
-                    }),
-                );
-                now.insert(px.clone(), c);
+/// A JSON string. HAProxy's names and words are plain ASCII as a rule, so most need no escape.
+fn string(out: &mut String, s: &str) {
+    out.push('"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            "BACKEND" => pools.entry(px.clone()).or_default().0 = status.clone(),
-            member => {
-                // HAProxy shows a drained server as UP with weight 0.
-                let word = if status == "UP" && row.get("weight").is_some_and(|w| w == "0") {
-                    "DRAIN"
-                } else {
-                    status
-                };
-                let pool = pools.entry(px.clone()).or_default();
-                pool.1.insert(member.to_string(), Value::from(word));
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// One `"name": {...}` entry of an object, with the comma that separates it from the last.
+fn key(out: &mut String, first: &mut bool, name: &str) {
+    if !std::mem::take(first) {
+        out.push(',');
+    }
+    string(out, name);
+    out.push(':');
+}
+
+/// Builds messages one after another, keeping its buffers (a message of thousands of members
+/// is some 100 KB of text; fresh buffers every heartbeat cost page faults). Written as compact
+/// JSON text in one pass, with no value tree: a backend's servers come just before its BACKEND
+/// row, which closes its pool.
+#[derive(Default)]
+pub struct Builder {
+    listeners: String,
+    pools: String,
+    /// The `"member":"word"` entries of the backend being read.
+    members: String,
+    json: String,
+    count: usize,
+    now: Counters,
+}
+
+impl Builder {
+    pub fn begin(&mut self) {
+        self.listeners.clear();
+        self.pools.clear();
+        self.members.clear();
+        self.json.clear();
+        self.count = 0;
+        self.now.clear();
+    }
+
+    /// One load balancer's `show stat`, as HAProxy replied; `last` holds the counters last sent.
+    pub fn add(&mut self, reply: &str, last: &Counters) {
+        let Some(rows) = stat_columns(reply, COLUMNS) else {
+            return;
+        };
+        for [px, sv, status, scur, stot, bin, bout, ereq, weight] in rows {
+            if px.is_empty() || sv.is_empty() || internal(px) {
+                continue;
+            }
+            match sv {
+                "FRONTEND" => {
+                    let c = Counts {
+                        bin: num(bin),
+                        bout: num(bout),
+                        ereq: num(ereq),
+                        stot: num(stot),
+                    };
+                    let l = last.get(px).copied().unwrap_or_default();
+                    let mut first = self.listeners.is_empty();
+                    key(&mut self.listeners, &mut first, px);
+                    self.listeners.push_str("{\"status\":");
+                    string(&mut self.listeners, status);
+                    let _ = write!(
+                        self.listeners,
+                        ",\"stats\":{{\"rx\":{},\"tx\":{},\"conns\":{},\"totconns\":{},\"ereq\":{}}}}}",
+                        delta(c.bin, l.bin),
+                        delta(c.bout, l.bout),
+                        num(scur),
+                        delta(c.stot, l.stot),
+                        delta(c.ereq, l.ereq),
+                    );
+                    self.now.insert(px.to_string(), c);
+                }
+                "BACKEND" => {
+                    let mut first = self.pools.is_empty();
+                    key(&mut self.pools, &mut first, px);
+                    self.pools.push_str("{\"status\":");
+                    string(&mut self.pools, status);
+                    self.pools.push_str(",\"members\":{");
+                    self.pools.push_str(&self.members);
+                    self.pools.push_str("}}");
+                    self.members.clear();
+                }
+                member => {
+                    // HAProxy shows a drained server as UP with weight 0.
+                    let word = if status == "UP" && weight == "0" {
+                        "DRAIN"
+                    } else {
+                        status
+                    };
+                    let mut first = self.members.is_empty();
+                    key(&mut self.members, &mut first, member);
+                    string(&mut self.members, word);
+                    self.count += 1;
+                }
             }
         }
     }
-    *counters = now;
-    let pools: Map<String, Value> = pools
-        .into_iter()
-        .map(|(name, (status, members))| (name, json!({ "status": status, "members": members })))
-        .collect();
-    json!({
-        "id": amphora_id,
-        "seq": seq,
-        "ver": VERSION,
-        "listeners": listeners,
-        "pools": pools,
-    })
-}
 
-/// How many members a message reports (for the log when it is too large to send).
-pub fn member_count(msg: &Value) -> usize {
-    msg["pools"].as_object().map_or(0, |p| {
-        p.values()
-            .map(|v| v["members"].as_object().map_or(0, Map::len))
-            .sum()
-    })
+    /// The message, and how many members it reports; `counters` becomes this message's.
+    pub fn finish(&mut self, amphora_id: &str, seq: u64, counters: &mut Counters) -> (&str, usize) {
+        *counters = std::mem::take(&mut self.now);
+        self.json.push_str("{\"id\":");
+        string(&mut self.json, amphora_id);
+        let _ = write!(
+            self.json,
+            ",\"seq\":{seq},\"ver\":{VERSION},\"listeners\":{{{}}},\"pools\":{{{}}}}}",
+            self.listeners, self.pools
+        );
+        (&self.json, self.count)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::haproxy::parse_stat;
+    use serde_json::{json, Value};
+
+    /// A message for these replies, and its member count.
+    fn build(id: &str, seq: u64, stats: &[String], counters: &mut Counters) -> (Value, usize) {
+        let mut b = Builder::default();
+        b.begin();
+        for reply in stats {
+            b.add(reply, counters);
+        }
+        let (json, members) = b.finish(id, seq, counters);
+        (serde_json::from_str(json).unwrap(), members)
+    }
 
     const STAT: &str = "# pxname,svname,status,scur,stot,bin,bout,ereq,weight\n\
 l1,FRONTEND,OPEN,2,10,1000,2000,1,,\n\
@@ -129,14 +198,15 @@ p1:l1,BACKEND,UP,0,5,0,0,,2\n\
 prometheus-exporter-internal-endpoint,FRONTEND,OPEN,0,0,0,0,0,,\n\
 prometheus-exporter-internal,BACKEND,UP,0,0,0,0,,0\n";
 
-    fn rows(text: &str) -> Vec<StatRow> {
-        parse_stat(text).unwrap()
+    fn rows(text: &str) -> String {
+        text.to_string()
     }
 
     #[test]
     fn frontends_pools_and_member_words() {
         let mut counters = Counters::new();
-        let msg = build("amp", 0, &[rows(STAT)], &mut counters);
+        let (msg, members) = build("amp", 0, &[rows(STAT)], &mut counters);
+        assert_eq!(members, 4);
         assert_eq!(msg["id"], "amp");
         assert_eq!(msg["ver"], 3);
         assert_eq!(
@@ -149,7 +219,6 @@ prometheus-exporter-internal,BACKEND,UP,0,0,0,0,,0\n";
             json!({"p1:l1": {"status": "UP", "members": {
                 "s-up": "UP", "s-down": "DOWN", "s-drain": "DRAIN", "s-half": "UP 1/3"}}})
         );
-        assert_eq!(member_count(&msg), 4);
         assert_eq!(
             counters["l1"],
             Counts {
@@ -169,7 +238,7 @@ prometheus-exporter-internal,BACKEND,UP,0,0,0,0,,0\n";
             "l1,FRONTEND,OPEN,2,10,1000,2000,1",
             "l1,FRONTEND,FULL,3,15,1500,2100,1",
         );
-        let msg = build("amp", 1, &[rows(&later)], &mut counters);
+        let msg = build("amp", 1, &[rows(&later)], &mut counters).0;
         assert_eq!(
             msg["listeners"]["l1"],
             json!({"status": "FULL", "stats": {"rx": 500, "tx": 100, "conns": 3, "totconns": 5, "ereq": 0}})
@@ -179,7 +248,7 @@ prometheus-exporter-internal,BACKEND,UP,0,0,0,0,,0\n";
             "l1,FRONTEND,OPEN,2,10,1000,2000,1",
             "l1,FRONTEND,OPEN,1,2,30,40,0",
         );
-        let msg = build("amp", 2, &[rows(&restarted)], &mut counters);
+        let msg = build("amp", 2, &[rows(&restarted)], &mut counters).0;
         assert_eq!(msg["listeners"]["l1"]["stats"]["rx"], 30);
         assert_eq!(msg["listeners"]["l1"]["stats"]["totconns"], 2);
     }
@@ -187,10 +256,20 @@ prometheus-exporter-internal,BACKEND,UP,0,0,0,0,,0\n";
     #[test]
     fn no_load_balancer_is_an_empty_message() {
         let mut counters = Counters::new();
-        let msg = build("amp", 7, &[], &mut counters);
+        let msg = build("amp", 7, &[], &mut counters).0;
         assert_eq!(
             msg,
             json!({"id": "amp", "seq": 7, "ver": 3, "listeners": {}, "pools": {}})
+        );
+    }
+
+    #[test]
+    fn names_are_json_strings_whatever_they_hold() {
+        let odd = "# pxname,svname,status,weight\nb\"e\\1,s\u{1},UP,1\nb\"e\\1,BACKEND,UP,1\n";
+        let msg = build("amp", 0, &[odd.to_string()], &mut Counters::new()).0;
+        assert_eq!(
+            msg["pools"],
+            json!({"b\"e\\1": {"status": "UP", "members": {"s\u{1}": "UP"}}})
         );
     }
 

@@ -13,7 +13,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::config::{Destination, Mutable};
-use crate::haproxy::StatRow;
 use crate::{logs, store};
 
 pub use message::Counters;
@@ -70,8 +69,9 @@ impl Control {
 /// What the sender needs of the rest of the agent.
 pub trait Amphora {
     fn id(&self) -> Option<String>;
-    /// `show stat` of every running API-1.0 load balancer.
-    fn stats(&self) -> Vec<Vec<StatRow>>;
+    /// `show stat` of every running API-1.0 load balancer, as HAProxy replied, each read into
+    /// `buf` (kept across heartbeats) and handed to `each`.
+    fn stats(&self, buf: &mut Vec<u8>, each: &mut dyn FnMut(&str));
     /// Keepalived is configured but not running: Octavia's agent then stays silent, so that
     /// the controller fails this amphora over.
     fn vrrp_down(&self) -> bool;
@@ -81,6 +81,10 @@ pub trait Amphora {
 pub struct Sender {
     counters_path: PathBuf,
     counters: Counters,
+    builder: message::Builder,
+    sealer: envelope::Sealer,
+    /// Where each `show stat` reply is read.
+    reply: Vec<u8>,
     seq: u64,
     turn: usize,
     /// Why the last beat was not sent, to log a reason once rather than every interval.
@@ -98,6 +102,9 @@ impl Sender {
         Sender {
             counters_path,
             counters,
+            builder: message::Builder::default(),
+            sealer: envelope::Sealer::new(),
+            reply: Vec::new(),
             seq: 0,
             turn: 0,
             silent: None,
@@ -139,16 +146,21 @@ impl Sender {
         if amphora.vrrp_down() {
             return Err("keepalived is configured but not running".into());
         }
-        let mut counters = self.counters.clone();
-        let msg = message::build(&id, self.seq, &amphora.stats(), &mut counters);
+        self.builder.begin();
+        let (builder, last) = (&mut self.builder, &self.counters);
+        amphora.stats(&mut self.reply, &mut |reply| builder.add(reply, last));
+        let mut counters = Counters::new();
+        let (json, members) = self.builder.finish(&id, self.seq, &mut counters);
         self.seq += 1;
-        let sealed = envelope::seal(msg.to_string().as_bytes(), key.as_bytes());
+        let sealed = self
+            .sealer
+            .seal(json.as_bytes(), key.as_bytes())
+            .ok_or("the message could not be compressed")?;
         if sealed.len() > MAX_DATAGRAM {
             // Not sent, so its deltas are not spent: the next message carries them.
             return Err(format!(
-                "the message is {} bytes, over one datagram, with {} members",
-                sealed.len(),
-                message::member_count(&msg)
+                "the message is {} bytes, over one datagram, with {members} members",
+                sealed.len()
             ));
         }
         // Kept before the send, as Octavia's agent does: a lost datagram loses its deltas,
@@ -160,7 +172,7 @@ impl Sender {
         }
         let dest = &hb.destinations[self.turn % hb.destinations.len()];
         self.turn = self.turn.wrapping_add(1);
-        send(dest, &sealed)
+        send(dest, sealed)
     }
 }
 

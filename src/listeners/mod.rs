@@ -363,13 +363,18 @@ impl Listeners {
         }
     }
 
-    /// `show stat` of every running load balancer uploaded through Octavia's API 1.0.
-    pub fn octavia_stats(&self) -> Vec<Vec<crate::haproxy::StatRow>> {
-        let ids = self.store.ids().unwrap_or_default();
-        ids.iter()
-            .filter(|id| self.store.origin(id) == Origin::Octavia && self.running_pid(id).is_some())
-            .filter_map(|id| self.proc(id).stats_rows())
-            .collect()
+    /// `show stat` of every running load balancer uploaded through Octavia's API 1.0, each
+    /// read into `buf` and handed to `each` as HAProxy replied.
+    pub fn octavia_stats(&self, buf: &mut Vec<u8>, each: &mut dyn FnMut(&str)) {
+        for id in self.store.ids().unwrap_or_default() {
+            if self.store.origin(&id) != Origin::Octavia || self.running_pid(&id).is_none() {
+                continue;
+            }
+            let read = self.proc(&id).stats_into(buf);
+            if let (true, Ok(text)) = (read, std::str::from_utf8(buf)) {
+                each(text);
+            }
+        }
     }
 
     /// Pools and members from the listener's own stats socket; empty when it is not running.

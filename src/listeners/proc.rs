@@ -198,14 +198,16 @@ impl<'a> ListenerProc<'a> {
         self.paths.stats_rt().raw(&Cli::ShowInfo).is_ok()
     }
 
-    /// `show stat`, when the stats socket answers.
-    pub fn stats_rows(&self) -> Option<Vec<crate::haproxy::StatRow>> {
-        self.paths.stats_rt().show_stat().ok()
+    /// `show stat` into `buf`, as HAProxy replied; false when the stats socket does not answer.
+    pub fn stats_into(&self, buf: &mut Vec<u8>) -> bool {
+        self.paths.stats_rt().raw_into(&Cli::ShowStat, buf).is_ok()
     }
 
     /// Pools and members, from the stats socket.
     pub fn pools(&self) -> Vec<Pool> {
-        self.stats_rows()
+        self.paths
+            .stats_rt()
+            .show_stat()
             .map(|rows| pools::pools(&rows))
             .unwrap_or_default()
     }
