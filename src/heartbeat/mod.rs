@@ -10,7 +10,7 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{Destination, Mutable};
 use crate::{logs, store};
@@ -23,23 +23,26 @@ const MAX_DATAGRAM: usize = 65_507;
 /// The settings Octavia's controller changes at run time, shared by the request that changes
 /// them and the sender that reads them; a change wakes the sender.
 pub struct Control {
-    state: Mutex<Mutable>,
+    /// The settings and how many times they changed (so that a change between the sender's
+    /// read and its wait is not slept through).
+    state: Mutex<(Mutable, u64)>,
     changed: Condvar,
 }
 
 impl Control {
     pub fn new(m: Mutable) -> Self {
         Control {
-            state: Mutex::new(m),
+            state: Mutex::new((m, 0)),
             changed: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Mutable> {
+    fn lock(&self) -> MutexGuard<'_, (Mutable, u64)> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self) -> Mutable {
+    /// The settings now, and their version.
+    pub fn get(&self) -> (Mutable, u64) {
         self.lock().clone()
     }
 
@@ -47,17 +50,25 @@ impl Control {
     /// is now.
     pub fn apply(&self, m: Mutable) {
         logs::set_debug(m.debug);
-        *self.lock() = m;
+        let mut state = self.lock();
+        *state = (m, state.1 + 1);
         self.changed.notify_all();
     }
 
-    /// Sleeps `d`, or less when the settings change or the agent stops.
-    fn wait(&self, d: Duration, stop: &AtomicBool) {
-        let guard = self.lock();
-        if stop.load(Ordering::SeqCst) {
-            return;
+    /// Sleeps `d`, or less when the settings have changed since `version` or the agent stops.
+    fn wait(&self, d: Duration, version: u64, stop: &AtomicBool) {
+        let end = Instant::now() + d;
+        let mut state = self.lock();
+        while state.1 == version && !stop.load(Ordering::SeqCst) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = match self.changed.wait_timeout(state, left) {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
         }
-        let _ = self.changed.wait_timeout(guard, d);
     }
 
     /// Wakes the sender, so it sees the stop flag.
@@ -114,7 +125,7 @@ impl Sender {
     /// Beats until `stop`: every interval, or at once after the settings change.
     pub fn run(mut self, control: &Control, amphora: &dyn Amphora, stop: &AtomicBool) {
         while !stop.load(Ordering::SeqCst) {
-            let settings = control.get();
+            let (settings, version) = control.get();
             match self.beat(&settings, amphora) {
                 Ok(to) => {
                     logs::debug(&format!("heartbeat {} sent to {to}", self.seq - 1));
@@ -127,7 +138,7 @@ impl Sender {
                     self.silent = Some(why);
                 }
             }
-            control.wait(settings.heartbeat.interval, stop);
+            control.wait(settings.heartbeat.interval, version, stop);
         }
     }
 
