@@ -364,25 +364,25 @@ pub fn stat_columns<'a, const N: usize>(
 ) -> Option<impl Iterator<Item = [&'a str; N]> + 'a> {
     let mut lines = reply.lines();
     let header = lines.find(|l| !l.trim().is_empty())?.strip_prefix("# ")?;
-    let mut at = [usize::MAX; N];
+    // For each field up to the last one wanted, which wanted column it is, if any.
+    let mut slot: Vec<Option<usize>> = Vec::new();
     for (i, name) in header.split(',').enumerate() {
-        for (k, w) in wanted.iter().enumerate() {
-            if *w == name {
-                at[k] = i;
-            }
+        if let Some(k) = wanted.iter().position(|w| *w == name) {
+            slot.resize(i + 1, None);
+            slot[i] = Some(k);
         }
     }
-    let last = at.iter().copied().filter(|&i| i != usize::MAX).max()?;
+    if slot.is_empty() {
+        return None;
+    }
     Some(
         lines
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .map(move |l| {
                 let mut row = [""; N];
-                for (i, field) in l.split(',').take(last + 1).enumerate() {
-                    for (k, pos) in at.iter().enumerate() {
-                        if *pos == i {
-                            row[k] = field;
-                        }
+                for (field, k) in l.split(',').zip(slot.iter()) {
+                    if let Some(k) = k {
+                        row[*k] = field;
                     }
                 }
                 row

@@ -171,18 +171,18 @@ fn an_amphora_image_agent_conf_runs_the_agent_unchanged() {
     let path = dir.write("checked.conf", &conf);
     assert_eq!(check(&path), (true, "OK\n".to_string()));
     let agent = common::Agent::start_octavia(&dir, &conf);
-    let https = |path: &str| {
-        common::curl(&[
-            "--cacert",
-            &pki.file("ca.pem"),
-            "--cert",
-            &pki.file("client.pem"),
-            "--key",
-            &pki.file("client.key"),
-            &agent.url("https", path),
-        ])
-        .unwrap()
+    // curl with the client certificate, then `args`.
+    let mtls = |args: &[&str]| {
+        let (ca, cert, key) = (
+            pki.file("ca.pem"),
+            pki.file("client.pem"),
+            pki.file("client.key"),
+        );
+        let mut all = vec!["--cacert", &ca, "--cert", &cert, "--key", &key];
+        all.extend_from_slice(args);
+        common::curl(&all).unwrap()
     };
+    let https = |path: &str| mtls(&[&agent.url("https", path)]);
     let r = https("/1.0/info");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["api_version"], "1.0");
@@ -199,21 +199,14 @@ fn an_amphora_image_agent_conf_runs_the_agent_unchanged() {
     // The controller's push replaces the file the agent runs on, private; one the agent could
     // not start on is refused and changes nothing.
     let put = |body: &str| {
-        let f = dir.write("push.conf", body);
-        common::curl(&[
-            "--cacert",
-            &pki.file("ca.pem"),
-            "--cert",
-            &pki.file("client.pem"),
-            "--key",
-            &pki.file("client.key"),
+        let f = format!("@{}", dir.write("push.conf", body).display());
+        mtls(&[
             "-X",
             "PUT",
             "--data-binary",
-            &format!("@{}", f.display()),
+            &f,
             &agent.url("https", "/1.0/config"),
         ])
-        .unwrap()
     };
     let pushed = conf.replace("heartbeat_interval = 10", "heartbeat_interval = 1");
     let r = put(&pushed);

@@ -31,6 +31,10 @@ fn pypi_reachable() -> bool {
 /// A venv with Octavia `version` in it, kept between runs under cargo's target dir; None
 /// without PyPI.
 fn octavia_python(version: &str) -> Option<PathBuf> {
+    // Two tests of one version must not build its venv at once (each would remove the
+    // other's); the tests of this file share one process.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-octavia-{version}"));
     let python = venv.join("bin/python");
     let ready = |py: &Path| {
@@ -64,6 +68,25 @@ fn octavia_python(version: &str) -> Option<PathBuf> {
     Some(python)
 }
 
+/// A PKI whose server certificate names the amphora (Octavia's client checks the agent's
+/// certificate against the amphora id, a DNS name), and that certificate with its key in one
+/// PEM in `dir`, as the agent takes it.
+fn amphora_pki(dir: &TempDir) -> (Pki, PathBuf) {
+    let pki = Pki::new();
+    pki.issue(
+        "amphora",
+        &format!("/CN={AMPHORA_ID}"),
+        &format!("subjectAltName=DNS:{AMPHORA_ID},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+    );
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(pki.file("amphora.key")).unwrap(),
+        std::fs::read_to_string(pki.file("amphora.pem")).unwrap()
+    );
+    let bundle = dir.write("amphora-bundle.pem", &bundle);
+    (pki, bundle)
+}
+
 #[test]
 fn octavias_newest_client_drives_the_agent() {
     conformance(NEWEST);
@@ -82,20 +105,8 @@ fn conformance(version: &str) {
         );
         return;
     };
-    let pki = Pki::new();
-    // Octavia's client checks the agent's certificate against the amphora id (a DNS name).
-    pki.issue(
-        "amphora",
-        &format!("/CN={AMPHORA_ID}"),
-        &format!("subjectAltName=DNS:{AMPHORA_ID},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
-    );
     let dir = TempDir::new("octavia");
-    let bundle = format!(
-        "{}{}",
-        std::fs::read_to_string(pki.file("amphora.key")).unwrap(),
-        std::fs::read_to_string(pki.file("amphora.pem")).unwrap()
-    );
-    let bundle = dir.write("amphora-bundle.pem", &bundle);
+    let (pki, bundle) = amphora_pki(&dir);
     let agent = Agent::start(
         &dir,
         &format!(
@@ -163,19 +174,8 @@ fn heartbeats(version: &str) {
         );
         return;
     };
-    let pki = Pki::new();
-    pki.issue(
-        "amphora",
-        &format!("/CN={AMPHORA_ID}"),
-        &format!("subjectAltName=DNS:{AMPHORA_ID},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
-    );
     let dir = TempDir::new("octhb");
-    let bundle = format!(
-        "{}{}",
-        std::fs::read_to_string(pki.file("amphora.key")).unwrap(),
-        std::fs::read_to_string(pki.file("amphora.pem")).unwrap()
-    );
-    let bundle = dir.write("amphora-bundle.pem", &bundle);
+    let (pki, bundle) = amphora_pki(&dir);
     let base = dir.path("octavia-base");
     let port = common::free_port();
     let ini = format!(

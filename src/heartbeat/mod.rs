@@ -96,6 +96,11 @@ pub struct Sender {
     sealer: envelope::Sealer,
     /// Where each `show stat` reply is read.
     reply: Vec<u8>,
+    /// The counters file as last written: unchanged counters (no traffic) are not written again.
+    written: Vec<u8>,
+    /// One socket per address family, opened at the first send.
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
     seq: u64,
     turn: usize,
     /// Why the last beat was not sent, to log a reason once rather than every interval.
@@ -116,6 +121,9 @@ impl Sender {
             builder: message::Builder::default(),
             sealer: envelope::Sealer::new(),
             reply: Vec::new(),
+            written: Vec::new(),
+            v4: None,
+            v6: None,
             seq: 0,
             turn: 0,
             silent: None,
@@ -178,30 +186,51 @@ impl Sender {
         // a restarted agent never counts twice.
         self.counters = counters;
         let text = serde_json::to_vec(&self.counters).unwrap_or_default();
-        if let Err(e) = store::write_atomic(&self.counters_path, &text, 0o600) {
-            logs::warn(&format!("cannot keep the heartbeat counters: {e}"));
+        if text != self.written {
+            match store::write_atomic(&self.counters_path, &text, 0o600) {
+                Ok(()) => self.written = text,
+                Err(e) => logs::warn(&format!("cannot keep the heartbeat counters: {e}")),
+            }
         }
         let dest = &hb.destinations[self.turn % hb.destinations.len()];
         self.turn = self.turn.wrapping_add(1);
-        send(dest, sealed)
+        let to = resolve(dest)?;
+        let socket = if to.is_ipv4() {
+            &mut self.v4
+        } else {
+            &mut self.v6
+        };
+        send(socket, to, sealed)
     }
 }
 
-/// One datagram to one health manager; a name is resolved now, as the controller's may move.
-fn send(dest: &Destination, datagram: &[u8]) -> Result<SocketAddr, String> {
-    let to = (dest.host.as_str(), dest.port)
+/// A health manager's address; a name is resolved at each send, as the controller's may move.
+fn resolve(dest: &Destination) -> Result<SocketAddr, String> {
+    (dest.host.as_str(), dest.port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("cannot resolve {}:{}", dest.host, dest.port))?;
-    let local: SocketAddr = if to.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
+        .ok_or_else(|| format!("cannot resolve {}:{}", dest.host, dest.port))
+}
+
+/// One datagram to `to`, from the family's socket (opened now if it is not yet).
+fn send(
+    socket: &mut Option<UdpSocket>,
+    to: SocketAddr,
+    datagram: &[u8],
+) -> Result<SocketAddr, String> {
+    let s = match socket {
+        Some(s) => s,
+        None => {
+            let local: SocketAddr = if to.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                ([0u16; 8], 0).into()
+            };
+            socket.insert(UdpSocket::bind(local).map_err(|e| format!("UDP socket: {e}"))?)
+        }
     };
-    let socket = UdpSocket::bind(local).map_err(|e| format!("UDP socket: {e}"))?;
-    socket
-        .send_to(datagram, to)
+    s.send_to(datagram, to)
         .map_err(|e| format!("send to {to}: {e}"))?;
     Ok(to)
 }
