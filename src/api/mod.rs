@@ -1,5 +1,6 @@
-//! What handlers see: the request, the reply, the shared context; and the route tables of each
-//! API family, one file per family.
+//! The API families, one file each: its routes, its `parse` (request to `Op`) and its `render`
+//! (`Outcome` or `DomainError` to the answer); `ops` holds the operations and their one
+//! `execute`; `handle` ties the three together for a matched route. Also the shared context.
 
 pub mod amphora;
 pub mod amphora10;
