@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::config::{self, Config, Problem};
 use crate::{
     api, devices, front, haproxy, heartbeat, keepalived, listeners, logs, netplug, server, signals,
-    store, system, tls, topology,
+    store, system, tls, topology, vrrp_check,
 };
 
 /// How long a stopping agent waits for in-flight requests, beyond the request timeout.
@@ -133,6 +133,18 @@ fn run(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `lbagent --vrrp-check <state_dir>`, run by keepalived's check script: exit 0 when every
+/// listener meant to run answers, 1 (and why, on stderr) otherwise.
+pub fn vrrp_check(state_dir: &Path) -> ExitCode {
+    match vrrp_check::probe(state_dir) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("lbagent --vrrp-check: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Logs, then the state and certificate directories, cleaned of writes a crash cut short.
 fn prepare(mut cfg: Config) -> Result<Config, String> {
     logs::init(cfg.accesslog.as_deref(), cfg.logfile.as_deref(), cfg.debug)?;
@@ -164,7 +176,12 @@ fn context(cfg: Arc<Config>, server_cert: Option<tls::ServerCert>) -> Result<api
     start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;
     Ok(api::Ctx {
         main_haproxy: haproxy::Runtime::new(&cfg.socat, SOCKET_TIMEOUT),
-        listeners: listeners::Listeners::new(&cfg.state_dir, &cfg.cert_dir, &cfg.haproxy),
+        listeners: listeners::Listeners::new(
+            &cfg.state_dir,
+            &cfg.cert_dir,
+            &cfg.haproxy,
+            cfg.amphora_id.as_deref(),
+        ),
         devices,
         sampler,
         server_cert,

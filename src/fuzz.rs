@@ -200,10 +200,13 @@ fn vip_plug_holds(p: netplug::VipPlug) {
         assert_eq!(r.destination.addr.is_ipv4(), p.subnet.addr.is_ipv4());
     }
     assert!(p.mtu.is_none_or(|m| (68..=65535).contains(&m)));
-    recorded_as_is(netplug::Plug::Vip {
-        plug: p,
-        table: 100,
-    });
+    for holder in [netplug::VipHolder::Plug, netplug::VipHolder::Keepalived] {
+        recorded_as_is(netplug::Plug::Vip {
+            plug: p.clone(),
+            table: 100,
+            holder,
+        });
+    }
 }
 
 fn network_plug_holds(n: netplug::NetworkPlug) {

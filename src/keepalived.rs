@@ -13,11 +13,15 @@ use std::time::{Duration, Instant};
 use std::os::unix::process::CommandExt;
 
 use crate::process::{self, Action, Daemon};
-use crate::store;
+use crate::{logs, store, vrrp_check};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// `keepalived -t`'s exit code when the config has security problems (scripts run as root
+/// without `script_security`, as in every config Octavia renders). keepalived runs such a
+/// config, but gives this code even when there are real errors besides: see `warnings_only`.
+const SECURITY_PROBLEMS: i32 = 6;
 
 #[derive(Debug)]
 pub enum KeepalivedError {
@@ -42,6 +46,7 @@ pub enum Ran {
 
 pub struct Keepalived {
     bin: PathBuf,
+    state_dir: PathBuf,
     dir: PathBuf,
     running: Mutex<Option<Daemon>>,
 }
@@ -50,6 +55,7 @@ impl Keepalived {
     pub fn new(state_dir: &Path, bin: &Path) -> Self {
         Keepalived {
             bin: bin.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
             dir: state_dir.join("keepalived"),
             running: Mutex::new(None),
         }
@@ -68,17 +74,25 @@ impl Keepalived {
     }
 
     /// Checks `body` with `keepalived -t` and makes it the config (0600: it may hold VRRP
-    /// passwords). A running keepalived keeps its config until reloaded.
+    /// passwords). A running keepalived keeps its config until reloaded. The check scripts go
+    /// in place first: a config tracking a missing script fails the check.
     pub fn upload(&self, body: &[u8]) -> Result<(), KeepalivedError> {
         check_self_contained(&String::from_utf8_lossy(body)).map_err(KeepalivedError::Invalid)?;
         let _g = self.lock();
         store::ensure_dir(&self.dir, 0o700).map_err(KeepalivedError::Io)?;
+        vrrp_check::install(&self.state_dir).map_err(KeepalivedError::Io)?;
         let candidate = self.file("keepalived.conf.new");
         store::write_atomic(&candidate, body, 0o600).map_err(KeepalivedError::Io)?;
         let args = ["-t".as_ref(), "-f".as_ref(), candidate.as_os_str()];
         let checked = process::run(self.bin.as_os_str(), &args, None, CHECK_TIMEOUT);
         match checked {
-            Ok(out) if out.success => {
+            Ok(out) if out.success || warnings_only(&out) => {
+                if !out.success {
+                    logs::warn(&format!(
+                        "keepalived config accepted with warnings: {}",
+                        out.text.trim()
+                    ));
+                }
                 store::rename_durable(&candidate, &self.conf()).map_err(KeepalivedError::Io)
             }
             Ok(out) => {
@@ -166,6 +180,7 @@ impl Keepalived {
             return Err(KeepalivedError::NoConfig);
         }
         let fail = |e: String| KeepalivedError::Failed(action, e);
+        vrrp_check::install(&self.state_dir).map_err(|e| fail(e.to_string()))?;
         let log_path = self.file("keepalived.log");
         let log = OpenOptions::new()
             .create(true)
@@ -215,6 +230,17 @@ impl Keepalived {
         }
     }
 }
+/// Whether a failed `keepalived -t` complained of script security alone: its exit code says
+/// security problems, and every line it printed is one.
+fn warnings_only(out: &process::Output) -> bool {
+    out.code == Some(SECURITY_PROBLEMS)
+        && out
+            .text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .all(|l| l.contains("SECURITY VIOLATION"))
+}
+
 /// Refuses what would make keepalived read another file: `include` (it would read, and echo into
 /// its errors, any file on the host, secrets included) and `$NAME=` definitions (whose
 /// substitution could spell an `include`). Lines may carry an `@name` condition first.
@@ -241,6 +267,28 @@ pub fn check_self_contained(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::check_self_contained as check;
+    use super::warnings_only;
+    use crate::process::Output;
+
+    /// keepalived 2.2.7's words: exit 6 for a config Octavia renders, and for one with an
+    /// error besides.
+    #[test]
+    fn security_warnings_alone_pass_the_check() {
+        let out = |code, text: &str| Output {
+            success: code == 0,
+            code: Some(code),
+            text: text.into(),
+        };
+        let warning =
+            "SECURITY VIOLATION - scripts are being executed but script_security not enabled.\n";
+        assert!(warnings_only(&out(6, warning)));
+        let broken = format!(
+            "(k.conf: Line 7) number '999' outside range [1, 255]\n{warning}\
+(lb_1) the virtual router id must be set\n"
+        );
+        assert!(!warnings_only(&out(6, &broken)));
+        assert!(!warnings_only(&out(5, warning)));
+    }
 
     #[test]
     fn only_self_contained_configs_pass() {

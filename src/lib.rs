@@ -32,3 +32,4 @@ mod system;
 mod timefmt;
 mod tls;
 mod topology;
+mod vrrp_check;

@@ -12,6 +12,8 @@ Usage:
   lbagent [--config PATH]                 serve until SIGTERM/SIGINT (SIGHUP re-opens logs)
   lbagent --check-config [--config PATH]  validate the config: prints OK or every problem
   lbagent --routes                         list every route (method and path pattern)
+  lbagent --vrrp-check STATE_DIR           keepalived's check: exit 0 when every listener
+                                           meant to run answers on its stats socket
   lbagent --version | --help
 
 Options:
@@ -50,6 +52,15 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Cli {
                     println!("{r}");
                 }
                 return Cli::Exit(ExitCode::SUCCESS);
+            }
+            "--vrrp-check" => {
+                return Cli::Exit(match it.next() {
+                    Some(dir) => agent::vrrp_check(std::path::Path::new(&dir)),
+                    None => {
+                        eprintln!("lbagent: {a} needs the state directory\n\n{HELP}");
+                        ExitCode::from(2)
+                    }
+                });
             }
             "-V" | "--version" => {
                 println!("lbagent {}", env!("CARGO_PKG_VERSION"));

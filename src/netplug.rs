@@ -197,11 +197,25 @@ impl PlugRequest {
     }
 }
 
+/// Who puts a VIP on its interface: the plug itself (SINGLE), or keepalived, so that only the
+/// MASTER of an ACTIVE_STANDBY pair holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VipHolder {
+    #[default]
+    Plug,
+    Keepalived,
+}
+
 /// One plug, as done and recorded: a VIP has its own routing table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "PlugRecord", into = "PlugRecord")]
 pub enum Plug {
-    Vip { plug: VipPlug, table: u32 },
+    Vip {
+        plug: VipPlug,
+        table: u32,
+        holder: VipHolder,
+    },
     Network(NetworkPlug),
 }
 
@@ -237,12 +251,23 @@ struct PlugRecord {
     #[serde(default)]
     fixed_ips: Vec<FixedIp>,
     table: Option<u32>,
+    /// Absent in records written before ACTIVE_STANDBY plugs: the plug held the VIP.
+    #[serde(default, skip_serializing_if = "is_default")]
+    vip_holder: VipHolder,
+}
+
+fn is_default(h: &VipHolder) -> bool {
+    *h == VipHolder::default()
 }
 
 impl From<Plug> for PlugRecord {
     fn from(p: Plug) -> PlugRecord {
         match p {
-            Plug::Vip { plug, table } => PlugRecord {
+            Plug::Vip {
+                plug,
+                table,
+                holder,
+            } => PlugRecord {
                 mac_address: plug.mac,
                 vip: Some(plug.vip),
                 subnet_cidr: Some(plug.subnet),
@@ -252,6 +277,7 @@ impl From<Plug> for PlugRecord {
                 mtu: plug.mtu,
                 fixed_ips: Vec::new(),
                 table: Some(table),
+                vip_holder: holder,
             },
             Plug::Network(n) => PlugRecord {
                 mac_address: n.mac,
@@ -263,6 +289,7 @@ impl From<Plug> for PlugRecord {
                 mtu: n.mtu,
                 fixed_ips: n.fixed_ips,
                 table: None,
+                vip_holder: VipHolder::Plug,
             },
         }
     }
@@ -284,6 +311,7 @@ impl TryFrom<PlugRecord> for Plug {
                     mtu: r.mtu,
                 },
                 table,
+                holder: r.vip_holder,
             }),
             (None, None, None) if network_only => Ok(Plug::Network(NetworkPlug {
                 mac: r.mac_address,
@@ -303,6 +331,8 @@ pub enum PlugError {
     /// No interface has the port's MAC, or only one already up (not a fresh port).
     NoInterface,
     AlreadyPlugged(Mac),
+    /// keepalived is to hold the VIP, but the plug gives no `vrrp_ip` to speak VRRP from.
+    NoVrrpIp,
     /// Every routing table kept for VIPs is taken.
     NoFreeTable,
     /// A step failed (and the plug was rolled back).
@@ -426,7 +456,11 @@ fn link_up(dev: &str, mtu: Option<u32>) -> Step {
 /// The `ip` steps (with their undo) that realise a plug on `dev`.
 fn steps(p: &Plug, dev: &str) -> Vec<Step> {
     match p {
-        Plug::Vip { plug, table } => vip_steps(plug, *table, dev),
+        Plug::Vip {
+            plug,
+            table,
+            holder,
+        } => vip_steps(plug, *table, *holder, dev),
         Plug::Network(n) => {
             let mut s: Vec<Step> = n
                 .fixed_ips
@@ -440,13 +474,21 @@ fn steps(p: &Plug, dev: &str) -> Vec<Step> {
 }
 
 /// A VIP's steps: its addresses, the link, then its table (subnet, default and host routes)
-/// and the rule that sends replies from the VIP through that table.
-fn vip_steps(p: &VipPlug, table: u32, dev: &str) -> Vec<Step> {
+/// and the rule that sends replies from the VIP through that table. When keepalived holds the
+/// VIP (it adds the VIP's own table and rule), the port gets only `vrrp_ip`, and the table
+/// and rule serve traffic from `vrrp_ip`.
+fn vip_steps(p: &VipPlug, table: u32, holder: VipHolder, dev: &str) -> Vec<Step> {
     let mut s = Vec::new();
     if let Some(vrrp_ip) = p.vrrp_ip {
         s.push(address(vrrp_ip, &p.subnet, dev));
     }
-    s.push(address(p.vip, &p.subnet, dev));
+    let source = match (holder, p.vrrp_ip) {
+        (VipHolder::Keepalived, Some(vrrp_ip)) => vrrp_ip,
+        _ => {
+            s.push(address(p.vip, &p.subnet, dev));
+            p.vip
+        }
+    };
     s.push(link_up(dev, p.mtu));
     let fam = if p.subnet.addr.is_ipv4() { "-4" } else { "-6" };
     let route = |to: Vec<String>| -> Step {
@@ -456,7 +498,7 @@ fn vip_steps(p: &VipPlug, table: u32, dev: &str) -> Vec<Step> {
         Step { run, undo: None }
     };
     s.push(Step {
-        run: argv![fam, "route", "add", p.subnet, "dev", dev, "src", p.vip, "table", table],
+        run: argv![fam, "route", "add", p.subnet, "dev", dev, "src", source, "table", table],
         undo: Some(argv![fam, "route", "flush", "table", table]),
     });
     if let Some(gw) = p.gateway {
@@ -466,9 +508,9 @@ fn vip_steps(p: &VipPlug, table: u32, dev: &str) -> Vec<Step> {
         s.push(route(argv![r.destination, "via", r.nexthop]));
     }
     s.push(Step {
-        run: argv![fam, "rule", "add", "from", p.vip, "table", table, "priority", table],
+        run: argv![fam, "rule", "add", "from", source, "table", table, "priority", table],
         undo: Some(argv![
-            fam, "rule", "del", "from", p.vip, "table", table, "priority", table
+            fam, "rule", "del", "from", source, "table", table, "priority", table
         ]),
     });
     s
@@ -504,7 +546,8 @@ impl Plugs {
     }
 
     /// Plugs a port: finds its interface (down), applies, records. Returns the interface name.
-    pub fn plug(&self, req: PlugRequest) -> Result<String, PlugError> {
+    /// `holder` says who puts a VIP on it.
+    pub fn plug(&self, req: PlugRequest, holder: VipHolder) -> Result<String, PlugError> {
         let mut list = self.lock();
         let mac = req.mac();
         if list.iter().any(|q| q.mac() == mac) {
@@ -515,10 +558,16 @@ impl Plugs {
             return Err(PlugError::NoInterface);
         }
         let p = match req {
-            PlugRequest::Vip(plug) => Plug::Vip {
-                plug,
-                table: free_table(&list)?,
-            },
+            PlugRequest::Vip(plug) => {
+                if holder == VipHolder::Keepalived && plug.vrrp_ip.is_none() {
+                    return Err(PlugError::NoVrrpIp);
+                }
+                Plug::Vip {
+                    plug,
+                    table: free_table(&list)?,
+                    holder,
+                }
+            }
             PlugRequest::Network(n) => Plug::Network(n),
         };
         let done = steps(&p, &dev);
@@ -689,12 +738,14 @@ mod tests {
             [
                 Plug::Vip {
                     plug: vip_plug(),
-                    table: 100
+                    table: 100,
+                    holder: VipHolder::Plug,
                 },
                 Plug::Network(network_plug()),
                 Plug::Vip {
                     plug: v6,
-                    table: 101
+                    table: 101,
+                    holder: VipHolder::Plug,
                 },
             ]
         );
@@ -705,6 +756,15 @@ mod tests {
             "gateway":null,"mtu":null,"table":null}]"#;
         let plugs: Vec<Plug> = serde_json::from_str(oldest).unwrap();
         assert_eq!(plugs[0].table(), None);
+        // A VIP keepalived holds says so; one the plug holds is written as before.
+        let held = Plug::Vip {
+            plug: vip_plug(),
+            table: 100,
+            holder: VipHolder::Keepalived,
+        };
+        let text = serde_json::to_string(&held).unwrap();
+        assert!(text.contains(r#""vip_holder":"keepalived""#), "{text}");
+        assert_eq!(serde_json::from_str::<Plug>(&text).unwrap(), held);
     }
 
     #[test]
@@ -731,6 +791,7 @@ mod tests {
             &Plug::Vip {
                 plug: vip_plug(),
                 table: 100,
+                holder: VipHolder::Plug,
             },
             "eth1",
         );
@@ -767,6 +828,31 @@ mod tests {
         );
     }
 
+    /// ACTIVE_STANDBY: keepalived adds the VIP on the MASTER only; the port gets `vrrp_ip`,
+    /// and traffic from it leaves by the gateway.
+    #[test]
+    fn the_steps_of_a_vip_keepalived_holds() {
+        let s = steps(
+            &Plug::Vip {
+                plug: vip_plug(),
+                table: 100,
+                holder: VipHolder::Keepalived,
+            },
+            "eth1",
+        );
+        assert_eq!(
+            runs(&s),
+            [
+                "addr add 203.0.113.3/24 dev eth1",
+                "link set dev eth1 up mtu 1450",
+                "-4 route add 203.0.113.0/24 dev eth1 src 203.0.113.3 table 100",
+                "-4 route add default via 203.0.113.1 dev eth1 table 100",
+                "-4 route add 192.0.2.0/24 via 203.0.113.1 dev eth1 table 100",
+                "-4 rule add from 203.0.113.3 table 100 priority 100",
+            ]
+        );
+    }
+
     #[test]
     fn the_steps_of_a_network_plug_and_an_ipv6_address() {
         let mut n = network_plug();
@@ -790,6 +876,7 @@ mod tests {
         let vip = |table| Plug::Vip {
             plug: vip_plug(),
             table,
+            holder: VipHolder::Plug,
         };
         assert_eq!(free_table(&[]).unwrap(), 100);
         assert_eq!(

@@ -33,6 +33,8 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
     pub success: bool,
+    /// The exit code; None when a signal ended it.
+    pub code: Option<i32>,
     /// stderr, then stdout, as text.
     pub text: String,
 }
@@ -97,6 +99,7 @@ pub fn run<S: AsRef<OsStr>>(
     }
     Ok(Output {
         success: status.success(),
+        code: status.code(),
         text,
     })
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{call, lacks_root, Agent, Netns, TempDir};
+use std::process::Command;
 use std::time::Duration;
 
 fn config(vip: &str, interface: &str) -> String {
@@ -213,4 +214,170 @@ fn a_topology_change_runs_in_the_background_and_holds_changes_off() {
             && !has_address(&ns, "198.51.100.60")
     });
     assert!(common::haproxy_pids(&dir.path("state/keepalived").display().to_string()).is_empty());
+}
+
+/// Octavia's ACTIVE_STANDBY on one amphora: the topology pushed by `PUT /1.0/config`, the plug
+/// leaves the VIP to keepalived, a config tracking Octavia's check script (keepalived -t: security
+/// warnings only) is accepted, and keepalived holds the VIP exactly while the load balancer's
+/// HAProxy answers. The pair itself, with Octavia's rendered configs: tests/octavia.rs.
+#[test]
+fn keepalived_holds_the_vip_while_haproxy_answers() {
+    if lacks_root(
+        "keepalived_holds_the_vip_while_haproxy_answers",
+        "for network namespaces",
+    ) {
+        return;
+    }
+    let (amp, peer) = (Netns::new("as"), Netns::new("aspeer"));
+    amp.ip(&[
+        "link",
+        "add",
+        "lbk0",
+        "address",
+        "02:00:5e:00:00:41",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "lbk1",
+        "netns",
+        &peer.name,
+    ]);
+    peer.ip(&["link", "set", "lbk1", "up"]);
+    peer.ip(&["addr", "add", "203.0.113.1/24", "dev", "lbk1"]);
+    let dir = TempDir::new("as");
+    let agent = Agent::start_in(&dir, "", Some(&amp.name));
+    let state = dir.path("state");
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/1.0/config",
+        Some(b"[controller_worker]\nloadbalancer_topology = ACTIVE_STANDBY\n"),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+
+    let plug = |vrrp_ip: Option<&str>| {
+        let mut body = serde_json::json!({"subnet_cidr": "203.0.113.0/24",
+            "gateway": "203.0.113.1", "mac_address": "02:00:5e:00:00:41"});
+        if let Some(ip) = vrrp_ip {
+            body["vrrp_ip"] = ip.into();
+        }
+        let body = body.to_string().into_bytes();
+        call(
+            &agent,
+            &dir,
+            "POST",
+            "/1.0/plug/vip/203.0.113.50",
+            Some(&body),
+        )
+    };
+    let r = plug(None);
+    assert_eq!(r.status, 400, "keepalived needs vrrp_ip: {}", r.body);
+    let r = plug(Some("203.0.113.3"));
+    assert_eq!(r.status, 202, "{}", r.body);
+    let port = || amp.ip(&["-br", "addr", "show", "dev", "lbk0"]);
+    assert!(port().contains("203.0.113.3/24"), "{}", port());
+    assert!(!port().contains("203.0.113.50"), "{}", port());
+    let interface = |ip: &str| call(&agent, &dir, "GET", &format!("/1.0/interface/{ip}"), None);
+    assert_eq!(interface("203.0.113.3").status, 200);
+    assert_eq!(interface("203.0.113.50").status, 404);
+
+    // As Octavia renders it: a tracked check script, routes and rules for the VIP.
+    let script = state.join("vrrp/check_script.sh");
+    let conf = format!(
+        "vrrp_script check_script {{\n    script {}\n    interval 1\n    fall 1\n    rise 1\n}}\n\
+vrrp_instance lb_1 {{\n    interface lbk0\n    virtual_router_id 1\n    priority 100\n    nopreempt\n\
+    accept\n    advert_int 1\n    authentication {{\n        auth_type PASS\n        auth_pass s3cret\n    }}\n\
+    unicast_src_ip 203.0.113.3\n    unicast_peer {{\n        203.0.113.4\n    }}\n\
+    virtual_ipaddress {{\n        203.0.113.50\n    }}\n\
+    virtual_routes {{\n        203.0.113.0/24 dev lbk0 src 203.0.113.50 scope link table 1\n\
+        default via 203.0.113.1 dev lbk0 onlink table 1\n    }}\n\
+    virtual_rules {{\n        from 203.0.113.50/32 table 1 priority 100\n    }}\n\
+    track_script {{\n        check_script\n    }}\n}}\n",
+        script.display()
+    );
+    // Warnings alone pass; a real error beside them does not.
+    let broken = conf.replace("virtual_router_id 1\n", "virtual_router_id 999\n");
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/1.0/vrrp/upload",
+        Some(broken.as_bytes()),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.details().contains("999"), "{}", r.body);
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/1.0/vrrp/upload",
+        Some(conf.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    use std::os::unix::fs::PermissionsExt;
+    for f in [
+        script.clone(),
+        state.join("vrrp/check_scripts/haproxy_check_script.sh"),
+    ] {
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "{}", f.display());
+    }
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_lbagent"))
+            .arg("--vrrp-check")
+            .arg(&state)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, why) = check();
+    assert!(!ok && why.contains("no listener is configured"), "{why}");
+
+    let lb = b"global\n    maxconn 10\nfrontend f\n    bind unix@fe.sock\n".to_vec();
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/1.0/loadbalancer/amp/lb1/haproxy",
+        Some(&lb),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = call(&agent, &dir, "PUT", "/1.0/loadbalancer/lb1/start", None);
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(check().0, "{}", check().1);
+    let r = call(&agent, &dir, "PUT", "/1.0/vrrp/start", None);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let holds = || port().contains("203.0.113.50/32");
+    common::wait_for("keepalived to take the VIP", Duration::from_secs(15), holds);
+    assert_eq!(interface("203.0.113.50").status, 200);
+
+    // A hung HAProxy fails the check: keepalived gives the VIP up, and takes it back after.
+    let haproxy = common::haproxy_pids(&state.join("listeners/lb1").display().to_string());
+    assert!(!haproxy.is_empty());
+    let signal = |sig: &str| {
+        for pid in &haproxy {
+            common::run(Command::new("kill").args([sig, &pid.to_string()]));
+        }
+    };
+    signal("-STOP");
+    let (ok, why) = check();
+    assert!(!ok && why.contains("lb1"), "{why}");
+    common::wait_for("the VIP to go", Duration::from_secs(15), || !holds());
+    assert_eq!(interface("203.0.113.50").status, 404);
+    signal("-CONT");
+    common::wait_for("the VIP back", Duration::from_secs(15), holds);
+
+    // A load balancer stopped through the API is not probed (as with Octavia's agent).
+    let r = call(&agent, &dir, "PUT", "/1.0/loadbalancer/lb1/stop", None);
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(check().0, "{}", check().1);
+    assert_eq!(
+        call(&agent, &dir, "PUT", "/1.0/vrrp/stop", None).details(),
+        "keepalived stopped"
+    );
 }

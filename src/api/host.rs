@@ -281,6 +281,8 @@ fn plug_error(e: PlugError, failed: &'static str) -> ApiError {
         // still be on its way.
         PlugError::NoInterface => ApiError::new(404, "No suitable network interface found")
             .with_details("No suitable network interface found"),
+        PlugError::NoVrrpIp => ApiError::new(400, plug_body::INVALID_VIP)
+            .with_details("ACTIVE_STANDBY topology: the plug needs vrrp_ip for keepalived"),
         PlugError::AlreadyPlugged(mac) => ApiError::new(409, "Interface already plugged")
             .with_details(format!("the interface with MAC {mac} is already plugged")),
         PlugError::NoFreeTable => ApiError::new(500, failed).with_details("no free routing table"),

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::netplug::{Cidr, FixedIp, HostRoute, Mac, NetworkPlug, VipPlug};
 
-const INVALID_VIP: &str = "Invalid VIP";
+pub const INVALID_VIP: &str = "Invalid VIP";
 const INVALID_REQUEST: &str = "Invalid request";
 const INVALID_SUBNET: &str = "Invalid subnet information";
 const MAC_FORMAT: &str = "mac_address must look like aa:bb:cc:dd:ee:ff";

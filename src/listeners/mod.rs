@@ -97,9 +97,56 @@ pub struct Summary {
     pub kind: ListenerType,
 }
 
+/// This amphora's name in the `peers` sections of Octavia's configs (HAProxy's `-L`), as
+/// Octavia computes it: SHA-1 of the amphora id in base64 with `_` and `-` for `+` and `/`,
+/// unpadded, a leading `-` made `x` (HAProxy would read it as an option).
+pub fn peer_name(amphora_id: &str) -> String {
+    use base64::Engine;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        amphora_id.as_bytes(),
+    );
+    let text: String = base64::engine::general_purpose::STANDARD_NO_PAD
+        .encode(digest.as_ref())
+        .chars()
+        .map(|c| match c {
+            '+' => '_',
+            '/' => '-',
+            c => c,
+        })
+        .collect();
+    match text.strip_prefix('-') {
+        Some(rest) => format!("x{rest}"),
+        None => text,
+    }
+}
+
+/// VRRP's health check (`lbagent --vrrp-check`): every listener meant to run answers on its
+/// stats socket within `timeout`. Ok with how many answered; Err names the first that did not,
+/// or says no listener has a config (an amphora serving nothing must not hold the VIP, as
+/// Octavia's agent has it; listeners stopped through the API are not probed, as there).
+pub fn probe_all(state_dir: &Path, timeout: Duration) -> Result<usize, String> {
+    let store = Store::new(state_dir);
+    let ids = store
+        .ids()
+        .map_err(|e| format!("{}: {e}", state_dir.display()))?;
+    let configured: Vec<&ListenerId> = ids.iter().filter(|id| store.has_config(id)).collect();
+    if configured.is_empty() {
+        return Err("no listener is configured".into());
+    }
+    let mut answered = 0;
+    for id in configured.into_iter().filter(|id| store.should_run(id)) {
+        proc::probe(&store.paths(id), timeout).map_err(|e| format!("listener {id}: {e}"))?;
+        answered += 1;
+    }
+    Ok(answered)
+}
+
 pub struct Listeners {
     store: Store,
     haproxy: PathBuf,
+    /// This host's peer name (`-L`), from the amphora id.
+    peer: Option<String>,
     certs: CertStore,
     /// Serializes changes (uploads, actions, supervision), so they never interleave.
     ops: Mutex<()>,
@@ -113,10 +160,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Listeners {
-    pub fn new(state_dir: &Path, cert_dir: &Path, haproxy: &Path) -> Self {
+    pub fn new(
+        state_dir: &Path,
+        cert_dir: &Path,
+        haproxy: &Path,
+        amphora_id: Option<&str>,
+    ) -> Self {
         Listeners {
             store: Store::new(state_dir),
             haproxy: haproxy.to_path_buf(),
+            peer: amphora_id.map(peer_name),
             certs: CertStore::new(cert_dir),
             ops: Mutex::new(()),
             running: Mutex::new(HashMap::new()),
@@ -125,7 +178,12 @@ impl Listeners {
     }
 
     fn proc(&self, id: &ListenerId) -> ListenerProc<'_> {
-        ListenerProc::new(&self.haproxy, self.store.state_dir(), &self.store.dir(id))
+        ListenerProc::new(
+            &self.haproxy,
+            self.peer.as_deref(),
+            self.store.state_dir(),
+            &self.store.dir(id),
+        )
     }
 
     /// Runs `f` (a certificate change) serialized with every other change to listeners, so it
@@ -393,4 +451,23 @@ fn summary_line(check_output: &str) -> &str {
         .rev()
         .find(|l| !l.trim().is_empty())
         .map_or(VALID, str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peer_name;
+
+    /// Figures from Octavia 19.0.0's own `base64_sha1_string(...).rstrip('=')`.
+    #[test]
+    fn peer_names_as_octavia_computes_them() {
+        assert_eq!(
+            peer_name("aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"),
+            "XP1OSBmSNGclyuMSJbQNK23nd7c"
+        );
+        // Its hash starts with `-`.
+        assert_eq!(
+            peer_name("00000000-0000-0000-0000-000000000064"),
+            "xC19DVJPYsH2CtfDhTe91ykairA"
+        );
+    }
 }

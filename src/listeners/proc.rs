@@ -3,6 +3,7 @@
 //! an earlier agent, and certificates handed to a running HAProxy. Knows files and processes,
 //! not the listener store.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
@@ -74,10 +75,19 @@ impl Paths {
     }
 }
 
+/// One `show info` on the stats socket of the listener at `paths`, within `timeout`.
+pub fn probe(paths: &Paths, timeout: Duration) -> Result<(), haproxy::HaproxyError> {
+    Runtime::new(&paths.stats, timeout)
+        .raw(&Cli::ShowInfo)
+        .map(|_| ())
+}
+
 /// One listener's HAProxy: its files and the binary that runs them. Owns the check, start,
 /// stop, reload (with servers' state kept) and live certificate updates.
 pub struct ListenerProc<'a> {
     haproxy: &'a Path,
+    /// `-L`: this host's name in the configs' `peers` sections.
+    peer: Option<&'a str>,
     /// The agent's state directory: the only place it writes a server-state file.
     state_root: &'a Path,
     pub paths: Paths,
@@ -91,9 +101,10 @@ pub struct Kept {
 }
 
 impl<'a> ListenerProc<'a> {
-    pub fn new(haproxy: &'a Path, state_root: &'a Path, dir: &Path) -> Self {
+    pub fn new(haproxy: &'a Path, peer: Option<&'a str>, state_root: &'a Path, dir: &Path) -> Self {
         ListenerProc {
             haproxy,
+            peer,
             state_root,
             paths: Paths::new(dir),
         }
@@ -103,7 +114,10 @@ impl<'a> ListenerProc<'a> {
     /// admin socket HAProxy counts as a listener: a config that would serve nothing (exit 2,
     /// "no listener") is refused in HAProxy's words.
     pub fn check(&self, cfg: &Path) -> Result<String, ListenerError> {
-        let args = ["-c".as_ref(), "-f".as_ref(), cfg.as_os_str()];
+        let mut args = vec![OsStr::new("-c"), OsStr::new("-f"), cfg.as_os_str()];
+        if let Some(peer) = self.peer {
+            args.extend([OsStr::new("-L"), OsStr::new(peer)]);
+        }
         // In the run directory, where HAProxy runs: relative paths mean the same to both.
         let out = process::run(
             self.haproxy.as_os_str(),
@@ -281,6 +295,8 @@ impl<'a> ListenerProc<'a> {
             .arg(&p.cfg)
             .arg("-f")
             .arg(&p.agent_cfg)
+            // A reload re-executes the master with these same arguments, -L included.
+            .args(self.peer.iter().flat_map(|peer| ["-L", peer]))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
+use crate::config::LbTopology;
 use crate::keepalived::KeepalivedError;
 use crate::names::ListenerId;
-use crate::netplug::PlugRequest;
+use crate::netplug::{PlugRequest, VipHolder};
 use crate::process::Action;
 use crate::system::{self, Rates};
 use crate::topology::Topology;
@@ -93,7 +94,12 @@ pub fn execute(ctx: &Ctx, op: HostOp) -> Result<Outcome, DomainError> {
                 PlugRequest::Vip(v) => Some(v.vip),
                 PlugRequest::Network(_) => None,
             };
-            let dev = ctx.plugs.plug(req).map_err(DomainError::Plug)?;
+            // In an ACTIVE_STANDBY pair keepalived holds the VIP, on the MASTER only.
+            let holder = match ctx.heartbeat.get().0.topology {
+                LbTopology::ActiveStandby => VipHolder::Keepalived,
+                LbTopology::Single => VipHolder::Plug,
+            };
+            let dev = ctx.plugs.plug(req, holder).map_err(DomainError::Plug)?;
             Ok(Outcome::Plugged { vip, dev })
         }
         HostOp::VrrpUpload(conf) => {
