@@ -172,6 +172,8 @@ fn context(cfg: Arc<Config>, server_cert: Option<tls::ServerCert>) -> Result<api
     let plugs = netplug::Plugs::open(&cfg.state_dir)?;
     // Interfaces come back down after a reboot: put the recorded plugs back first.
     plugs.reapply();
+    let keepalived = Arc::new(keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived));
+    keepalived.recover();
     let sampler = Arc::new(system::Sampler::default());
     start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;
     Ok(api::Ctx {
@@ -185,7 +187,7 @@ fn context(cfg: Arc<Config>, server_cert: Option<tls::ServerCert>) -> Result<api
         devices,
         sampler,
         server_cert,
-        keepalived: Arc::new(keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived)),
+        keepalived,
         topology,
         plugs,
         heartbeat: Arc::new(heartbeat::Control::new(cfg.mutable.clone())),

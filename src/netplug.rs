@@ -586,6 +586,13 @@ impl Plugs {
         Ok(dev)
     }
 
+    /// Whether `ip` is a VIP a plug put on its interface itself (not left to keepalived).
+    pub fn holds_static(&self, ip: IpAddr) -> bool {
+        self.lock()
+            .iter()
+            .any(|p| matches!(p, Plug::Vip { plug, holder: VipHolder::Plug, .. } if plug.vip == ip))
+    }
+
     /// At agent start: every recorded plug is applied again where its interface is found.
     pub fn reapply(&self) {
         for p in self.lock().iter() {

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::netplug::Cidr;
 use crate::process;
 
 /// The window the spec's rates are averaged over.
@@ -229,23 +230,52 @@ pub fn packages(haproxy: &Path, keepalived: &Path) -> &'static [(String, String)
 
 /// The interface holding `ip`, by getifaddrs(3).
 pub fn interface_of(ip: IpAddr) -> Option<String> {
+    addresses()
+        .into_iter()
+        .find(|a| a.ip == ip)
+        .map(|a| a.interface)
+}
+
+/// An address of an interface, with its network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfAddr {
+    pub interface: String,
+    pub ip: IpAddr,
+    pub network: Cidr,
+}
+
+/// An interface holding another address on `ip`'s network: where VRRP for `ip` runs.
+pub fn interface_on_network_of(ip: IpAddr) -> Option<IfAddr> {
+    addresses()
+        .into_iter()
+        .find(|a| a.ip != ip && a.network.contains(ip) && !a.ip.is_loopback())
+}
+
+/// Every IPv4 and IPv6 address of every interface.
+pub fn addresses() -> Vec<IfAddr> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs allocates a list we walk read-only and free exactly once below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return None;
+        return Vec::new();
     }
-    let mut found = None;
+    let mut found = Vec::new();
     let mut cur = head;
     while !cur.is_null() {
         // SAFETY: `cur` is a node of the list getifaddrs returned and is not yet freed.
         let ifa = unsafe { &*cur };
-        // SAFETY: ifa_addr is null or a sockaddr of its family, owned by the list.
-        if let Some(addr) = unsafe { sockaddr_ip(ifa.ifa_addr) } {
-            if addr == ip && !ifa.ifa_name.is_null() {
-                // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-                let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-                found = Some(name.to_string_lossy().into_owned());
-                break;
+        // SAFETY: ifa_addr and ifa_netmask are null or sockaddrs of their family, owned by
+        // the list.
+        let (addr, mask) = unsafe { (sockaddr_ip(ifa.ifa_addr), sockaddr_ip(ifa.ifa_netmask)) };
+        if let (Some(ip), false) = (addr, ifa.ifa_name.is_null()) {
+            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+            let len = mask.map_or(0, prefix_len);
+            if let Some(network) = Cidr::parse(&format!("{ip}/{len}")) {
+                found.push(IfAddr {
+                    interface: name.to_string_lossy().into_owned(),
+                    ip,
+                    network,
+                });
             }
         }
         cur = ifa.ifa_next;
@@ -253,6 +283,15 @@ pub fn interface_of(ip: IpAddr) -> Option<String> {
     // SAFETY: `head` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };
     found
+}
+
+/// The prefix length of a netmask (its leading one bits).
+fn prefix_len(mask: IpAddr) -> u8 {
+    let ones = match mask {
+        IpAddr::V4(m) => u32::from(m).leading_ones(),
+        IpAddr::V6(m) => u128::from(m).leading_ones(),
+    };
+    u8::try_from(ones).unwrap_or(0)
 }
 
 /// The address in a sockaddr of family AF_INET or AF_INET6.
@@ -279,6 +318,18 @@ unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_is_found_with_its_network() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = addresses().into_iter().find(|a| a.ip == lo).unwrap();
+        assert_eq!(a.network, Cidr::parse("127.0.0.0/8").unwrap());
+        assert_eq!(interface_of(lo), Some(a.interface));
+        // Loopback is no place for VRRP.
+        assert_eq!(interface_on_network_of("127.0.0.2".parse().unwrap()), None);
+        assert_eq!(prefix_len("255.255.254.0".parse().unwrap()), 23);
+        assert_eq!(prefix_len("ffff:ffff:ffff:ffff::".parse().unwrap()), 64);
+    }
 
     #[test]
     fn cpu() {

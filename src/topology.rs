@@ -12,14 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use md5::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::keepalived::Keepalived;
+use crate::keepalived::{Keepalived, KeepalivedError};
 use crate::process::Action;
-use crate::{logs, store, system};
+use crate::{logs, store, system, vrrp_check};
 
 /// How long a transition waits for keepalived to hold its addresses.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The amphora's part in its load balancer; stored and shown by the spec's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,8 +120,11 @@ fn vips(conf: &str) -> Vec<IpAddr> {
 
 pub struct TopologyState {
     path: PathBuf,
+    state_dir: PathBuf,
     current: Mutex<Topology>,
     changing: Arc<AtomicBool>,
+    /// Why the last change's background work failed, until the next change.
+    failed: Arc<Mutex<Option<String>>>,
 }
 
 /// What a POST did.
@@ -132,6 +136,25 @@ pub enum Change {
     Started,
 }
 
+#[derive(Debug)]
+pub enum TopologyError {
+    /// Another change is under way.
+    InTransition,
+    /// This host cannot enact it; why.
+    Refused(String),
+    /// keepalived refused the config the agent wrote for it.
+    Keepalived(KeepalivedError),
+    Store(io::Error),
+}
+
+/// Where the last change stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Changing,
+    Failed(String),
+}
+
 impl TopologyState {
     /// Loads `<state_dir>/topology.json` (missing: SINGLE). One that does not parse stops the
     /// agent rather than being replaced.
@@ -140,76 +163,149 @@ impl TopologyState {
         let current = store::load_json(&path, "topology", Topology::default)?;
         Ok(TopologyState {
             path,
+            state_dir: state_dir.to_path_buf(),
             current: Mutex::new(current),
             changing: Arc::new(AtomicBool::new(false)),
+            failed: Arc::new(Mutex::new(None)),
         })
     }
 
+    /// The topology as recorded.
     pub fn get(&self) -> Topology {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.current).clone()
+    }
+
+    /// The topology with the role keepalived actually plays: in ACTIVE-STANDBY with keepalived
+    /// running, ACTIVE exactly while this host holds its addresses (a failover changes it).
+    pub fn live(&self, ka: &Keepalived) -> Topology {
+        let mut t = self.get();
+        if t.topology == Kind::ActiveStandby && ka.is_running() {
+            let held = vips(&ka.config_text());
+            if !held.is_empty() {
+                let holds = held.iter().any(|ip| system::interface_of(*ip).is_some());
+                t.role = if holds { Role::Active } else { Role::Standby };
+            }
+        }
+        t
     }
 
     pub fn in_transition(&self) -> bool {
         self.changing.load(Ordering::SeqCst)
     }
 
+    pub fn status(&self) -> Status {
+        if self.in_transition() {
+            return Status::Changing;
+        }
+        match lock(&self.failed).clone() {
+            Some(why) => Status::Failed(why),
+            None => Status::Ok,
+        }
+    }
+
     /// Records `next` and brings keepalived in line with it: ACTIVE-STANDBY runs the uploaded
-    /// keepalived config, SINGLE runs none.
-    pub fn set(&self, next: Topology, ka: &Arc<Keepalived>) -> io::Result<Option<Change>> {
-        // One change at a time: a second one while this runs is refused (None -> 503).
+    /// keepalived config, or one the agent writes from `ha_ip` and `secret`; SINGLE runs none.
+    /// `static_vip` says whether an address is a VIP the plug holds (keepalived cannot own it).
+    pub fn set(
+        &self,
+        next: Topology,
+        ka: &Arc<Keepalived>,
+        static_vip: &dyn Fn(IpAddr) -> bool,
+    ) -> Result<Change, TopologyError> {
+        // One change at a time: a second one while this runs is refused (503).
         if self
             .changing
             .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
         {
-            return Ok(None);
+            return Err(TopologyError::InTransition);
         }
-        let mut flag = Transition(self.changing.clone());
-        let active = next.role == Role::Active;
-        let work = match next.topology {
-            Kind::ActiveStandby if ka.has_config() => Some(Action::Start),
-            Kind::Single if ka.is_running() => Some(Action::Stop),
-            _ => None,
-        };
+        let flag = Transition(self.changing.clone());
+        let work = self.prepare(&next, ka, static_vip)?;
         {
             // File and memory change together.
-            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-            let bytes = serde_json::to_vec(&next).map_err(io::Error::other)?;
-            store::write_atomic(&self.path, &bytes, 0o600)?;
-            *current = next;
+            let mut current = lock(&self.current);
+            let bytes = serde_json::to_vec(&next).map_err(io::Error::other);
+            bytes
+                .and_then(|b| store::write_atomic(&self.path, &b, 0o600))
+                .map_err(TopologyError::Store)?;
+            *current = next.clone();
         }
+        *lock(&self.failed) = None;
         let Some(action) = work else {
-            return Ok(Some(Change::Done));
+            return Ok(Change::Done);
         };
-        let ka = ka.clone();
-        let flag_for_thread = Transition(flag.0.clone());
-        let spawned = thread::Builder::new()
+        let (ka, failed, state_dir) = (ka.clone(), self.failed.clone(), self.state_dir.clone());
+        let settle_first = action == Action::Start && next.role == Role::Active;
+        thread::Builder::new()
             .name("topology".into())
             .spawn(move || {
                 // Cleared when this ends, however it ends.
-                let _flag = flag_for_thread;
-                match ka.act(action) {
-                    Ok(what) => {
+                let _flag = flag;
+                let outcome = ka
+                    .act(action)
+                    .map_err(|e| format!("keepalived {action:?} failed: {e:?}"))
+                    .and_then(|what| {
                         logs::info(&format!("topology change: keepalived {what:?}"));
-                        if action == Action::Start && active {
-                            settle(&ka);
+                        if action == Action::Stop {
+                            ka.remove_generated().map_err(|e| format!("{e:?}"))?;
                         }
-                    }
-                    Err(e) => logs::error(&format!("topology change failed: {e:?}")),
+                        if settle_first {
+                            settle(&ka, &state_dir)?;
+                        }
+                        Ok(())
+                    });
+                if let Err(why) = outcome {
+                    logs::error(&format!("topology change failed: {why}"));
+                    *lock(&failed) = Some(why);
                 }
-            });
-        match spawned {
-            Ok(_) => {
-                // The thread clears the flag now.
-                flag.0 = Arc::new(AtomicBool::new(false));
-                Ok(Some(Change::Started))
+            })
+            .map_err(TopologyError::Store)?;
+        Ok(Change::Started)
+    }
+
+    /// What keepalived must do for `next`, after checking that this host can do it (and
+    /// writing the keepalived config the agent makes for it).
+    fn prepare(
+        &self,
+        next: &Topology,
+        ka: &Keepalived,
+        static_vip: &dyn Fn(IpAddr) -> bool,
+    ) -> Result<Option<Action>, TopologyError> {
+        match next.topology {
+            Kind::ActiveStandby if ka.has_config() && !ka.is_generated() => Ok(Some(Action::Start)),
+            Kind::ActiveStandby => {
+                let ha_ip = next.ha_ip.parse().map_err(|_| {
+                    TopologyError::Refused(format!("Invalid ha_ip: {:?}", next.ha_ip))
+                })?;
+                if static_vip(ha_ip) || (!ka.is_running() && system::interface_of(ha_ip).is_some())
+                {
+                    return Err(TopologyError::Refused(format!(
+                        "ha_ip {ha_ip} is already a static address of this host; keepalived must own it"
+                    )));
+                }
+                let on = system::interface_on_network_of(ha_ip).ok_or_else(|| {
+                    TopologyError::Refused(format!(
+                        "no interface has an address on the network of ha_ip {ha_ip}: plug one first"
+                    ))
+                })?;
+                let check = vrrp_check::script_path(&self.state_dir);
+                let text = vrrp_config(next, ha_ip, &on.interface, &check)
+                    .map_err(TopologyError::Refused)?;
+                ka.install_generated(&text)
+                    .map_err(TopologyError::Keepalived)?;
+                Ok(Some(Action::Start))
             }
-            Err(e) => Err(e),
+            Kind::ActiveActive => Err(TopologyError::Refused(
+                "ACTIVE-ACTIVE is not supported: nothing on this host can enact it".into(),
+            )),
+            Kind::Single => Ok(ka.is_running().then_some(Action::Stop)),
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Clears the transition flag when dropped.
@@ -221,22 +317,127 @@ impl Drop for Transition {
     }
 }
 
-/// Waits (bounded) until the addresses keepalived should hold as MASTER are on this host.
-fn settle(ka: &Keepalived) {
+/// Waits (bounded) until the addresses keepalived should hold as MASTER are on this host; if
+/// they are not, says why as far as the agent can tell.
+fn settle(ka: &Keepalived, state_dir: &Path) -> Result<(), String> {
     let want = vips(&ka.config_text());
     let end = Instant::now() + SETTLE_TIMEOUT;
     while Instant::now() < end {
         if want.iter().all(|ip| system::interface_of(*ip).is_some()) {
-            return;
+            return Ok(());
         }
         thread::sleep(Duration::from_millis(100));
     }
-    logs::warn("topology change: keepalived did not take its addresses in time");
+    let why = match vrrp_check::probe(state_dir) {
+        Err(e) => format!(": the VRRP health check fails: {e}"),
+        Ok(_) => String::new(),
+    };
+    let want: Vec<String> = want.iter().map(IpAddr::to_string).collect();
+    Err(format!(
+        "keepalived did not take {} within {SETTLE_TIMEOUT:?}{why}",
+        want.join(", ")
+    ))
+}
+
+/// The characters a secret may hold: it is written into keepalived's config.
+fn secret_ok(secret: &str) -> bool {
+    !secret.is_empty()
+        && secret
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"\"'{}#!\\".contains(c))
+}
+
+/// The keepalived config for the v0.1 ACTIVE-STANDBY topology: one VRRP instance on
+/// `interface` holding `ha_ip`, authenticated by the secret, ACTIVE preferred (it takes the
+/// address back when healthy again), tracking the check script (a dead or hung HAProxy fails
+/// over). Both members derive the same virtual router id from `ha_ip` and the secret.
+fn vrrp_config(
+    t: &Topology,
+    ha_ip: IpAddr,
+    interface: &str,
+    check: &Path,
+) -> Result<String, String> {
+    if ha_ip.is_ipv6() {
+        return Err(format!(
+            "ha_ip {ha_ip}: the secret authenticates VRRP version 2, which is IPv4 only; \
+upload a keepalived config for IPv6"
+        ));
+    }
+    if !secret_ok(&t.secret) {
+        return Err(
+            "the secret may hold only printable ASCII without spaces, quotes, braces, # or !"
+                .into(),
+        );
+    }
+    // VRRP's simple authentication carries 8 bytes.
+    let pass: String = t.secret.chars().take(8).collect();
+    let digest = md5::Md5::digest(format!("{ha_ip} {}", t.secret).as_bytes());
+    let vrid = u16::from(digest[0]) % 255 + 1;
+    let (state, priority) = match t.role {
+        Role::Active => ("MASTER", 100),
+        Role::Standby => ("BACKUP", 90),
+    };
+    Ok(format!(
+        "vrrp_script check_script {{\n    script \"{}\"\n    interval 1\n    fall 2\n    rise 2\n}}\n\n\
+vrrp_instance lbagent {{\n    state {state}\n    interface {interface}\n    virtual_router_id {vrid}\n\
+    priority {priority}\n    advert_int 1\n    authentication {{\n        auth_type PASS\n\
+        auth_pass {pass}\n    }}\n    virtual_ipaddress {{\n        {ha_ip}\n    }}\n\
+    track_script {{\n        check_script\n    }}\n}}\n",
+        check.display()
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_written_for_ha_ip_and_secret() {
+        let t = |role| {
+            Topology::new(
+                Kind::ActiveStandby,
+                role,
+                "203.0.113.50".into(),
+                "b20e06cf1abcf29c708d".into(),
+            )
+        };
+        let ip: IpAddr = "203.0.113.50".parse().unwrap();
+        let check = Path::new("/var/lib/lbagent/vrrp/check_script.sh");
+        let active = vrrp_config(&t(Role::Active), ip, "eth1", check).unwrap();
+        let standby = vrrp_config(&t(Role::Standby), ip, "eth1", check).unwrap();
+        for (text, state, priority) in [(&active, "MASTER", 100), (&standby, "BACKUP", 90)] {
+            assert!(text.contains(&format!("state {state}\n")), "{text}");
+            assert!(text.contains(&format!("priority {priority}\n")), "{text}");
+            assert!(text.contains("interface eth1\n"));
+            assert!(
+                text.contains("auth_pass b20e06cf\n"),
+                "VRRP carries 8 bytes"
+            );
+            assert!(text.contains("script \"/var/lib/lbagent/vrrp/check_script.sh\""));
+            assert_eq!(vips(text), [ip]);
+        }
+        // Both members derive the same router id.
+        let vrid = |text: &str| {
+            text.lines()
+                .find(|l| l.contains("virtual_router_id"))
+                .map(str::to_string)
+        };
+        assert_eq!(vrid(&active), vrid(&standby));
+        assert!(vrid(&active).is_some());
+
+        let refused = |t: Topology, ip: &str| {
+            vrrp_config(&t, ip.parse().unwrap(), "eth1", check).unwrap_err()
+        };
+        let with_secret =
+            |s: &str| Topology::new(Kind::ActiveStandby, Role::Active, String::new(), s.into());
+        assert!(refused(t(Role::Active), "2001:db8::5").contains("IPv4 only"));
+        for bad in ["two words", "x\"y", "x}y", "x#y", "tab\there", "é"] {
+            assert!(
+                refused(with_secret(bad), "203.0.113.50").contains("secret"),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn vips_from_keepalived_config() {

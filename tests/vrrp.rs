@@ -381,3 +381,180 @@ vrrp_instance lb_1 {{\n    interface lbk0\n    virtual_router_id 1\n    priority
         "keepalived stopped"
     );
 }
+
+/// The v0.1 ACTIVE-STANDBY topology from `ha_ip` and `secret` alone: two amphorae and a client
+/// on one bridge, each amphora running the agent in its own namespace. The agents write the
+/// keepalived configs themselves; the ACTIVE holds `ha_ip` and serves, a hung HAProxy moves it
+/// (and the role) to the STANDBY, and back when it recovers. A change that cannot take hold
+/// leaves `topology_status` saying why.
+#[test]
+fn the_v01_active_standby_topology_runs_vrrp_and_role_follows_a_failover() {
+    if lacks_root(
+        "the_v01_active_standby_topology_runs_vrrp_and_role_follows_a_failover",
+        "for network namespaces",
+    ) {
+        return;
+    }
+    let client = Netns::new("v01c");
+    client.ip(&["link", "add", "br0", "type", "bridge"]);
+    client.ip(&["link", "set", "br0", "up"]);
+    client.ip(&["addr", "add", "203.0.113.1/24", "dev", "br0"]);
+    let mut amps = Vec::new();
+    for i in 1..=2 {
+        let ns = Netns::new(&format!("v01a{i}"));
+        let (mac, port) = (format!("02:00:5e:00:01:0{i}"), format!("v01p{i}"));
+        ns.ip(&[
+            "link",
+            "add",
+            "lbp0",
+            "address",
+            &mac,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &port,
+            "netns",
+            &client.name,
+        ]);
+        client.ip(&["link", "set", &port, "master", "br0", "up"]);
+        let dir = TempDir::new(&format!("v01a{i}"));
+        let agent = Agent::start_in(&dir, "", Some(&ns.name));
+        let body = serde_json::json!({"mac_address": mac, "fixed_ips": [
+            {"ip_address": format!("203.0.113.1{i}"), "subnet_cidr": "203.0.113.0/24"}]});
+        let r = call(
+            &agent,
+            &dir,
+            "POST",
+            "/v0.1/plug/network",
+            Some(body.to_string().as_bytes()),
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+        amps.push((ns, dir, agent, mac));
+    }
+    let api = |i: usize, method: &str, path: &str, body: Option<&[u8]>| {
+        let (_, dir, agent, _) = &amps[i];
+        call(agent, dir, method, path, body)
+    };
+    let set = |i: usize, role: &str| {
+        let body = format!(
+            r#"{{"topology":"ACTIVE-STANDBY","role":"{role}","ha_ip":"203.0.113.50","secret":"b20e06cf1abcf29c708d"}}"#
+        );
+        let r = api(i, "POST", "/v0.1/topology", Some(body.as_bytes()));
+        assert_eq!(r.status, 202, "{}", r.body);
+    };
+    let details = |i: usize| api(i, "GET", "/v0.1/details", None).json();
+    let settled = |i: usize| details(i)["topology_status"] != "TOPOLOGY-CHANGE";
+    let holds = |i: usize| {
+        amps[i]
+            .0
+            .ip(&["-br", "addr", "show", "dev", "lbp0"])
+            .contains("203.0.113.50/32")
+    };
+    let role = |i: usize| api(i, "GET", "/v0.1/topology", None).json()["role"].clone();
+
+    // No listener yet: VRRP's check fails, so the ACTIVE cannot take ha_ip, and says so.
+    set(0, "ACTIVE");
+    common::wait_for("the change to end", Duration::from_secs(20), || settled(0));
+    let d = details(0);
+    assert_eq!(d["topology_status"], "ERROR", "{d}");
+    let why = d["topology_error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("203.0.113.50") && why.contains("no listener is configured"),
+        "{why}"
+    );
+
+    for (i, (_, dir, agent, _)) in amps.iter().enumerate() {
+        let cfg = format!(
+            "global\n    maxconn 100\ndefaults\n    mode http\n    timeout client 5s\n\
+    timeout server 5s\n    timeout connect 5s\nfrontend f\n    bind :8080\n\
+    http-request return status 200 content-type text/plain string amp{}\n",
+            i + 1
+        );
+        let r = call(
+            agent,
+            dir,
+            "PUT",
+            "/v0.1/listeners/amp/l1/haproxy",
+            Some(cfg.as_bytes()),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = call(agent, dir, "PUT", "/v0.1/listeners/l1/start", None);
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    set(0, "ACTIVE");
+    set(1, "STANDBY");
+    common::wait_for("both changes to end", Duration::from_secs(20), || {
+        settled(0) && settled(1)
+    });
+    assert_eq!(details(0)["topology_status"], "OK", "{}", details(0));
+    assert!(holds(0) && !holds(1));
+    assert_eq!((role(0), role(1)), ("ACTIVE".into(), "STANDBY".into()));
+    assert_eq!(
+        (details(0)["active"].clone(), details(1)["active"].clone()),
+        (true.into(), false.into())
+    );
+    let t = api(1, "GET", "/v0.1/topology", None);
+    assert!(
+        !t.body.contains("b20e06cf"),
+        "the secret is never returned: {}",
+        t.body
+    );
+    use std::os::unix::fs::MetadataExt;
+    let file = amps[1].1.path("state/topology.json");
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+    let served = || {
+        common::curl_in(
+            Some(&client.name),
+            &["--max-time", "2", "http://203.0.113.50:8080/"],
+        )
+        .map(|r| r.body)
+        .unwrap_or_default()
+    };
+    assert_eq!(served(), "amp1");
+
+    // The ACTIVE's HAProxy hangs: the STANDBY takes ha_ip and the role, and the client's ARP
+    // entry follows it.
+    let haproxy = common::haproxy_pids(&amps[0].1.path("state/listeners/l1").display().to_string());
+    assert!(!haproxy.is_empty());
+    let signal = |sig: &str| {
+        for pid in &haproxy {
+            common::run(Command::new("kill").args([sig, &pid.to_string()]));
+        }
+    };
+    signal("-STOP");
+    common::wait_for("the STANDBY to take over", Duration::from_secs(15), || {
+        holds(1) && !holds(0)
+    });
+    assert_eq!((role(0), role(1)), ("STANDBY".into(), "ACTIVE".into()));
+    common::wait_for("the client served by amp2", Duration::from_secs(10), || {
+        served() == "amp2"
+    });
+    let neigh = client.ip(&["neigh", "show", "203.0.113.50"]);
+    assert!(neigh.contains(&amps[1].3), "{neigh}");
+
+    // Healthy again, the ACTIVE takes ha_ip back.
+    signal("-CONT");
+    common::wait_for(
+        "the ACTIVE to take it back",
+        Duration::from_secs(15),
+        || holds(0) && !holds(1),
+    );
+    assert_eq!((role(0), role(1)), ("ACTIVE".into(), "STANDBY".into()));
+    common::wait_for("the client served by amp1", Duration::from_secs(10), || {
+        served() == "amp1"
+    });
+
+    // Back to SINGLE: keepalived and its config go.
+    let r = api(
+        0,
+        "POST",
+        "/v0.1/topology",
+        Some(br#"{"topology":"SINGLE"}"#),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    common::wait_for("SINGLE", Duration::from_secs(15), || {
+        settled(0) && !holds(0)
+    });
+    assert!(!amps[0].1.path("state/keepalived/keepalived.conf").exists());
+}

@@ -16,7 +16,7 @@ use crate::keepalived::KeepalivedError;
 use crate::netplug::{PlugError, PlugRequest};
 use crate::system;
 use crate::tls::RotateError;
-use crate::topology::{Change, Kind, Role, Topology};
+use crate::topology::{Change, Kind, Role, Status, Topology};
 
 const INVALID: &str = "Invalid request";
 
@@ -223,10 +223,10 @@ fn details_of(d: &Details, v: Version) -> Map<String, Value> {
         .iter()
         .map(|(n, v)| json!({ n.as_str(): v }))
         .collect();
-    let status = if d.in_transition {
-        "TOPOLOGY-CHANGE"
-    } else {
-        "OK"
+    let (status, failure) = match &d.topology_status {
+        Status::Ok => ("OK", None),
+        Status::Changing => ("TOPOLOGY-CHANGE", None),
+        Status::Failed(why) => ("ERROR", Some(why.as_str())),
     };
     let mut out = identity(&d.identity, v);
     let rest = json!({
@@ -246,6 +246,9 @@ fn details_of(d: &Details, v: Version) -> Map<String, Value> {
     });
     if let Value::Object(rest) = rest {
         out.extend(rest);
+    }
+    if let Some(why) = failure {
+        out.insert("topology_error".into(), why.into());
     }
     if v == Version::V10 {
         out.insert("cpu_count".into(), json!(d.cpu_count));
@@ -304,6 +307,7 @@ fn error(key: Key, e: DomainError) -> ApiError {
             ApiError::internal(format!("cannot store the certificate: {e}"))
         }
         DomainError::InTransition => ApiError::new(503, "Topology transition in progress"),
+        DomainError::TopologyRefused(why) => ApiError::new(400, INVALID).with_details(why),
         DomainError::TopologyStore(e) => {
             ApiError::internal(format!("cannot store the topology: {e}"))
         }

@@ -141,6 +141,8 @@ pub enum DomainError {
     Keepalived(KeepalivedError),
     /// An agent config the agent could not start on.
     BadAgentConfig(Vec<crate::config::Problem>),
+    /// A topology this host cannot enact; why.
+    TopologyRefused(String),
 }
 
 impl From<HaproxyError> for DomainError {

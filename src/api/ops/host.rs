@@ -11,7 +11,7 @@ use crate::names::ListenerId;
 use crate::netplug::{PlugRequest, VipHolder};
 use crate::process::Action;
 use crate::system::{self, Rates};
-use crate::topology::Topology;
+use crate::topology::{Kind, Status, Topology, TopologyError};
 
 use super::{Ctx, DomainError, Outcome};
 
@@ -57,7 +57,7 @@ pub struct Details {
     /// `/proc/loadavg` as read.
     pub loadavg: String,
     pub topology: Topology,
-    pub in_transition: bool,
+    pub topology_status: Status,
     pub listeners: Vec<ListenerId>,
     /// Listeners whose HAProxy runs.
     pub running: usize,
@@ -82,22 +82,31 @@ pub fn execute(ctx: &Ctx, op: HostOp) -> Result<Outcome, DomainError> {
         }
         HostOp::Topology => Ok(Outcome::Topology {
             identity: identity(ctx),
-            topology: ctx.topology.get(),
+            topology: ctx.topology.live(&ctx.keepalived),
         }),
-        HostOp::SetTopology(next) => match ctx.topology.set(next, &ctx.keepalived) {
-            Ok(Some(change)) => Ok(Outcome::TopologySet(change)),
-            Ok(None) => Err(DomainError::InTransition),
-            Err(e) => Err(DomainError::TopologyStore(e)),
-        },
+        HostOp::SetTopology(next) => {
+            let static_vip = |ip| ctx.plugs.holds_static(ip);
+            match ctx.topology.set(next, &ctx.keepalived, &static_vip) {
+                Ok(change) => Ok(Outcome::TopologySet(change)),
+                Err(TopologyError::InTransition) => Err(DomainError::InTransition),
+                Err(TopologyError::Refused(why)) => Err(DomainError::TopologyRefused(why)),
+                Err(TopologyError::Keepalived(e)) => Err(DomainError::Keepalived(e)),
+                Err(TopologyError::Store(e)) => Err(DomainError::TopologyStore(e)),
+            }
+        }
         HostOp::Plug(req) => {
             let vip = match &req {
                 PlugRequest::Vip(v) => Some(v.vip),
                 PlugRequest::Network(_) => None,
             };
-            // In an ACTIVE_STANDBY pair keepalived holds the VIP, on the MASTER only.
-            let holder = match ctx.heartbeat.get().0.topology {
-                LbTopology::ActiveStandby => VipHolder::Keepalived,
-                LbTopology::Single => VipHolder::Plug,
+            // In an ACTIVE_STANDBY pair (Octavia's agent config, or the v0.1 topology)
+            // keepalived holds the VIP, on the MASTER only.
+            let pair = ctx.heartbeat.get().0.topology == LbTopology::ActiveStandby
+                || ctx.topology.get().topology == Kind::ActiveStandby;
+            let holder = if pair {
+                VipHolder::Keepalived
+            } else {
+                VipHolder::Plug
             };
             let dev = ctx.plugs.plug(req, holder).map_err(DomainError::Plug)?;
             Ok(Outcome::Plugged { vip, dev })
@@ -145,8 +154,8 @@ fn details(ctx: &Ctx, with_frontends: bool) -> Result<Details, DomainError> {
         memory: system::parse_meminfo(&read("/proc/meminfo")),
         disk: system::disk_kb(Path::new("/")).unwrap_or((0, 0)),
         loadavg: read("/proc/loadavg"),
-        topology: ctx.topology.get(),
-        in_transition: ctx.topology.in_transition(),
+        topology: ctx.topology.live(&ctx.keepalived),
+        topology_status: ctx.topology.status(),
         listeners: ctx.listeners.list_ids()?,
         running: ctx.listeners.running_count(),
         frontends,
