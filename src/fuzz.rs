@@ -199,11 +199,20 @@ fn vip_plug_holds(p: netplug::VipPlug) {
         assert!(p.subnet.contains(r.nexthop));
         assert_eq!(r.destination.addr.is_ipv4(), p.subnet.addr.is_ipv4());
     }
+    for x in &p.additional {
+        assert!(x.subnet.contains(x.ip) && x.ip != p.vip);
+        assert!(x.gateway.is_none_or(|g| x.subnet.contains(g) && g != x.ip));
+    }
     assert!(p.mtu.is_none_or(|m| (68..=65535).contains(&m)));
-    for holder in [netplug::VipHolder::Plug, netplug::VipHolder::Keepalived] {
+    let extra: Vec<u32> = (101..).take(p.additional.len()).collect();
+    for (holder, extra_tables) in [
+        (netplug::VipHolder::Plug, extra),
+        (netplug::VipHolder::Keepalived, Vec::new()),
+    ] {
         recorded_as_is(netplug::Plug::Vip {
             plug: p.clone(),
             table: 100,
+            extra_tables,
             holder,
         });
     }
@@ -212,6 +221,7 @@ fn vip_plug_holds(p: netplug::VipPlug) {
 fn network_plug_holds(n: netplug::NetworkPlug) {
     for f in &n.fixed_ips {
         assert!(f.subnet.contains(f.ip));
+        assert!(f.host_routes.iter().all(|r| f.subnet.contains(r.nexthop)));
     }
     assert!(n.mtu.is_none_or(|m| (68..=65535).contains(&m)));
     recorded_as_is(netplug::Plug::Network(n));

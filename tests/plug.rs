@@ -321,3 +321,204 @@ fn kill_9_during_plugs_leaves_the_plug_record_old_or_new() {
         plugs.len()
     );
 }
+
+/// A port on the amphora side (down, with `mac`) and its peer in `peer`, up.
+fn port(amp: &Netns, peer: &Netns, dev: &str, mac: &str, other: &str) {
+    amp.ip(&[
+        "link", "add", dev, "address", mac, "type", "veth", "peer", "name", other, "netns",
+        &peer.name,
+    ]);
+    peer.ip(&["link", "set", other, "up"]);
+}
+
+/// Octavia's multi-VIP plug: one VIP and two additional ones, IPv4 and IPv6, on one port, each
+/// with its own table and rule; a load balancer bound to all three answers on each from the
+/// peer network.
+#[test]
+fn a_dual_stack_vip_with_two_additional_vips_answers_on_all_of_them() {
+    if lacks_root(
+        "a_dual_stack_vip_with_two_additional_vips_answers_on_all_of_them",
+        "for network namespaces",
+    ) {
+        return;
+    }
+    let (amp, peer) = (Netns::new("mv"), Netns::new("mvpeer"));
+    port(&amp, &peer, "lbm0", VIP_MAC, "lbm1");
+    for a in ["203.0.113.1/24", "198.51.100.1/24", "2001:db8:5::1/64"] {
+        peer.ip(&["addr", "add", a, "dev", "lbm1", "nodad"]);
+    }
+    let dir = TempDir::new("multivip");
+    let agent = Agent::start_in(&dir, "", Some(&amp.name));
+    // Keys and shapes as Octavia's driver sends them (rest_api_driver post_vip_plug).
+    let body = serde_json::json!({"subnet_cidr": "203.0.113.0/24", "gateway": "203.0.113.1",
+        "mac_address": VIP_MAC, "vrrp_ip": null, "host_routes": [], "mtu": 1500,
+        "is_sriov": false, "additional_vips": [
+            {"ip_address": "2001:db8:5::2", "subnet_cidr": "2001:db8:5::/64",
+             "gateway": "2001:db8:5::1", "host_routes": []},
+            {"ip_address": "198.51.100.2", "subnet_cidr": "198.51.100.0/24",
+             "gateway": "198.51.100.1",
+             "host_routes": [{"destination": "192.0.2.0/24", "nexthop": "198.51.100.1"}]}]});
+    let r = call(
+        &agent,
+        &dir,
+        "POST",
+        "/1.0/plug/vip/203.0.113.2",
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let addr = amp.ip(&["-br", "addr", "show", "dev", "lbm0"]);
+    for a in ["203.0.113.2/24", "2001:db8:5::2/64", "198.51.100.2/24"] {
+        assert!(addr.contains(a), "{a}: {addr}");
+    }
+    let rules = amp.ip(&["rule"]) + &amp.ip(&["-6", "rule"]);
+    for (from, table) in [
+        ("203.0.113.2", "100"),
+        ("2001:db8:5::2", "101"),
+        ("198.51.100.2", "102"),
+    ] {
+        assert!(
+            rules.contains(&format!("from {from} lookup {table}")),
+            "{rules}"
+        );
+    }
+    assert!(amp
+        .ip(&["-6", "route", "show", "table", "101"])
+        .contains("default via 2001:db8:5::1"));
+    assert!(amp
+        .ip(&["route", "show", "table", "102"])
+        .contains("192.0.2.0/24 via 198.51.100.1"));
+
+    let lb = "global\n    maxconn 100\ndefaults\n    mode http\n    timeout client 5s\n\
+    timeout server 5s\n    timeout connect 5s\nfrontend f\n    bind 203.0.113.2:8080\n\
+    bind [2001:db8:5::2]:8080\n    bind 198.51.100.2:8080\n\
+    http-request return status 200 content-type text/plain string served\n";
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/1.0/loadbalancer/amp/lbm/haproxy",
+        Some(lb.as_bytes()),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = call(&agent, &dir, "PUT", "/1.0/loadbalancer/lbm/start", None);
+    assert_eq!(r.status, 202, "{}", r.body);
+    for url in [
+        "http://203.0.113.2:8080/",
+        "http://[2001:db8:5::2]:8080/",
+        "http://198.51.100.2:8080/",
+    ] {
+        let r = common::curl_in(Some(&peer.name), &["--max-time", "3", url]);
+        assert_eq!(
+            r.map(|r| r.body).unwrap_or_else(|e| format!("{e:?}")),
+            "served",
+            "{url}"
+        );
+    }
+}
+
+/// Re-plugging a member port (Octavia sends the whole new fixed IP list after a subnet is
+/// added or removed): addresses and host routes move to the new list, 202 "Updated existing
+/// interface", and a kill -9 during a re-plug leaves the port as before or as after once the
+/// agent is back.
+#[test]
+fn replugging_a_member_port_moves_its_addresses_and_routes() {
+    if lacks_root(
+        "replugging_a_member_port_moves_its_addresses_and_routes",
+        "for network namespaces",
+    ) {
+        return;
+    }
+    let (amp, peer) = (Netns::new("rp"), Netns::new("rppeer"));
+    port(&amp, &peer, "lbr0", NET_MAC, "lbr1");
+    for a in ["198.51.100.1/24", "2001:db8:6::1/64"] {
+        peer.ip(&["addr", "add", a, "dev", "lbr1", "nodad"]);
+    }
+    let dir = TempDir::new("replug");
+    let mut agent = Agent::start_in(&dir, "", Some(&amp.name));
+    let one = serde_json::json!({"mac_address": NET_MAC, "fixed_ips": [
+        {"ip_address": "198.51.100.9", "subnet_cidr": "198.51.100.0/24", "host_routes": []}]});
+    let two = serde_json::json!({"mac_address": NET_MAC, "fixed_ips": [
+        {"ip_address": "198.51.100.10", "subnet_cidr": "198.51.100.0/24", "gateway": "198.51.100.1",
+         "host_routes": [{"destination": "192.0.2.0/24", "nexthop": "198.51.100.1"}]},
+        {"ip_address": "2001:db8:6::9", "subnet_cidr": "2001:db8:6::/64", "host_routes": []}]});
+    let plug = |agent: &Agent, body: &serde_json::Value| {
+        call(
+            agent,
+            &dir,
+            "POST",
+            "/1.0/plug/network",
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    // What the port holds: its global addresses and its routes through a next hop.
+    let held = || {
+        let addr = amp.ip(&["-br", "addr", "show", "dev", "lbr0"]);
+        let routes = amp.ip(&["route", "show", "dev", "lbr0"]);
+        (addr, routes)
+    };
+    let is_one = |(addr, routes): &(String, String)| {
+        addr.contains("198.51.100.9/24")
+            && !addr.contains("198.51.100.10")
+            && !addr.contains("2001:db8:6::9")
+            && !routes.contains("192.0.2.0/24")
+    };
+    let is_two = |(addr, routes): &(String, String)| {
+        addr.contains("198.51.100.10/24")
+            && addr.contains("2001:db8:6::9/64")
+            && !addr.contains("198.51.100.9/")
+            && routes.contains("192.0.2.0/24 via 198.51.100.1")
+    };
+    let r = plug(&agent, &one);
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(is_one(&held()), "{:?}", held());
+    let r = plug(&agent, &two);
+    assert_eq!(
+        (r.status, r.details()),
+        (202, "Updated existing interface lbr0".to_string()),
+        "{}",
+        r.body
+    );
+    assert!(is_two(&held()), "{:?}", held());
+    assert!(ping_from(&peer, "198.51.100.10") && ping_from(&peer, "2001:db8:6::9"));
+    let r = plug(&agent, &one);
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(is_one(&held()), "{:?}", held());
+
+    // kill -9 at random points of re-plugs back and forth: once the agent is back, the port
+    // is as its record says, one list or the other.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for k in 0..12 {
+        let body = if k % 2 == 0 { &two } else { &one };
+        let (ns, port) = (amp.name.clone(), agent.port);
+        let body = body.to_string();
+        let writer = std::thread::spawn(move || {
+            let url = format!("http://127.0.0.1:{port}/1.0/plug/network");
+            let args = [
+                "--max-time",
+                "5",
+                "-X",
+                "POST",
+                "--data-binary",
+                &body,
+                &url,
+            ];
+            let _ = common::curl_in(Some(&ns), &args);
+        });
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(std::time::Duration::from_millis(seed % 60));
+        agent.child.kill().unwrap();
+        agent.child.wait().unwrap();
+        writer.join().unwrap();
+        agent = Agent::start_in(&dir, "", Some(&amp.name));
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path("state/plugs.json")).unwrap()).unwrap();
+        let first = record[0]["fixed_ips"][0]["ip_address"].as_str().unwrap();
+        let now = held();
+        match first {
+            "198.51.100.9" => assert!(is_one(&now), "kill {k}: record one, port {now:?}"),
+            _ => assert!(is_two(&now), "kill {k}: record two, port {now:?}"),
+        }
+    }
+}

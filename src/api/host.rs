@@ -13,7 +13,7 @@ use crate::certs::CertError;
 use crate::error::ApiError;
 use crate::http::{Method, Params};
 use crate::keepalived::KeepalivedError;
-use crate::netplug::{PlugError, PlugRequest};
+use crate::netplug::{PlugError, PlugRequest, Plugged};
 use crate::system;
 use crate::tls::RotateError;
 use crate::topology::{Change, Kind, Role, Status, Topology};
@@ -164,11 +164,15 @@ pub fn render(key: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiErr
         ),
         Outcome::TopologySet(Change::Done) => ok(200),
         Outcome::TopologySet(Change::Started) => ok(202),
-        Outcome::Plugged {
-            vip: Some(vip),
-            dev,
-        } => details(202, format!("VIP {vip} plugged on interface {dev}")),
-        Outcome::Plugged { vip: None, dev } => details(202, format!("Plugged interface {dev}")),
+        Outcome::Plugged { vip, done } => details(
+            202,
+            match (vip, done) {
+                (Some(vip), Plugged::New(dev)) => format!("VIP {vip} plugged on interface {dev}"),
+                (None, Plugged::New(dev)) => format!("Plugged interface {dev}"),
+                // Octavia's words, which its controller logs.
+                (_, Plugged::Updated(dev)) => format!("Updated existing interface {dev}"),
+            },
+        ),
         Outcome::Uploaded { md5 } => ok(200).with_header("ETag", md5),
         Outcome::Keepalived(ran) => details(202, words::keepalived_ran(ran).to_string()),
         other => return Err(words::unexpected(&other)),

@@ -108,7 +108,7 @@ pub enum Outcome {
     /// `dev` is the interface plugged; `vip` the address a VIP plug put on it.
     Plugged {
         vip: Option<IpAddr>,
-        dev: String,
+        done: crate::netplug::Plugged,
     },
     Keepalived(keepalived::Ran),
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::netplug::{Cidr, FixedIp, HostRoute, Mac, NetworkPlug, VipPlug};
+use crate::netplug::{Cidr, ExtraVip, FixedIp, HostRoute, Mac, NetworkPlug, VipPlug};
 
 pub const INVALID_VIP: &str = "Invalid VIP";
 const INVALID_REQUEST: &str = "Invalid request";
@@ -36,6 +36,22 @@ struct VipBody {
     host_routes: Vec<RouteBody>,
     /// Any JSON type: a wrong one is refused, not ignored.
     mtu: Option<Value>,
+    #[serde(deserialize_with = "list")]
+    additional_vips: Vec<ExtraVipBody>,
+}
+
+/// One of `additional_vips`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ExtraVipBody {
+    #[serde(deserialize_with = "text")]
+    ip_address: Option<String>,
+    #[serde(deserialize_with = "text")]
+    subnet_cidr: Option<String>,
+    #[serde(deserialize_with = "text")]
+    gateway: Option<String>,
+    #[serde(deserialize_with = "list")]
+    host_routes: Vec<RouteBody>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +81,8 @@ struct FixedIpBody {
     ip_address: Option<String>,
     #[serde(deserialize_with = "text")]
     subnet_cidr: Option<String>,
+    #[serde(deserialize_with = "list")]
+    host_routes: Vec<RouteBody>,
 }
 
 /// A string, or absent.
@@ -197,6 +215,21 @@ pub fn vip_plug(vip: &str, body: &[u8]) -> Result<VipPlug, ApiError> {
         .iter()
         .map(|r| subnet.host_route(r))
         .collect::<Result<_, _>>()?;
+    let additional: Vec<ExtraVip> = b
+        .additional_vips
+        .iter()
+        .map(extra_vip)
+        .collect::<Result<_, _>>()?;
+    let mut seen = vec![vip_ip];
+    seen.extend(vrrp_ip);
+    for x in &additional {
+        if seen.contains(&x.ip) {
+            return Err(
+                ApiError::new(400, INVALID_VIP).with_details(format!("{} is given twice", x.ip))
+            );
+        }
+        seen.push(x.ip);
+    }
     Ok(VipPlug {
         vip: vip_ip,
         subnet: cidr,
@@ -205,6 +238,38 @@ pub fn vip_plug(vip: &str, body: &[u8]) -> Result<VipPlug, ApiError> {
         vrrp_ip,
         host_routes,
         mtu: mtu(b.mtu)?,
+        additional,
+    })
+}
+
+/// An additional VIP: an address in its own subnet, with that subnet's gateway and routes.
+fn extra_vip(x: &ExtraVipBody) -> Result<ExtraVip, ApiError> {
+    let ip = x.ip_address.as_deref().map(str::trim).unwrap_or("");
+    let ip: IpAddr = ip.parse().map_err(|_| {
+        ApiError::new(400, INVALID_VIP)
+            .with_details(format!("additional VIP {ip:?} is not an IP address"))
+    })?;
+    let text = x.subnet_cidr.as_deref().map(str::trim).unwrap_or("");
+    let cidr = Cidr::parse(text)
+        .ok_or_else(|| invalid_subnet(format!("additional VIP {ip}: bad subnet_cidr {text:?}")))?;
+    let subnet = Subnet { cidr, text };
+    subnet.member("additional VIP", &ip.to_string())?;
+    let gateway = subnet.gateway(x.gateway.as_deref())?;
+    if gateway == Some(ip) {
+        return Err(invalid_subnet(format!(
+            "additional VIP {ip} is its own gateway"
+        )));
+    }
+    let host_routes = x
+        .host_routes
+        .iter()
+        .map(|r| subnet.host_route(r))
+        .collect::<Result<_, _>>()?;
+    Ok(ExtraVip {
+        ip,
+        subnet: cidr,
+        gateway,
+        host_routes,
     })
 }
 
@@ -233,7 +298,21 @@ fn fixed_ip(f: &FixedIpBody) -> Result<FixedIp, ApiError> {
     if !subnet.contains(addr) {
         return Err(invalid_request(format!("{ip} is not in {cidr}")));
     }
-    Ok(FixedIp { ip: addr, subnet })
+    let within = Subnet {
+        cidr: subnet,
+        text: cidr,
+    };
+    let host_routes = f
+        .host_routes
+        .iter()
+        .map(|r| within.host_route(r))
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid_request(e.details.unwrap_or_default()))?;
+    Ok(FixedIp {
+        ip: addr,
+        subnet,
+        host_routes,
+    })
 }
 
 /// `mtu`, absent or null for none.
@@ -270,6 +349,98 @@ mod tests {
         (400, message.to_string(), details.to_string())
     }
 
+    /// Octavia's multi-VIP body: a VIP of each family besides the first.
+    #[test]
+    fn additional_vips_and_their_refusals() {
+        let body = |extra: &str| {
+            format!(
+                r#"{{"subnet_cidr":"203.0.113.0/24","gateway":"203.0.113.1",
+                "mac_address":"02:00:5e:00:00:01","vrrp_ip":"203.0.113.3","additional_vips":[{extra}]}}"#
+            )
+        };
+        let good = body(
+            r#"{"ip_address":"2001:db8:5::2","subnet_cidr":"2001:db8:5::/64","gateway":"2001:db8:5::1",
+                "host_routes":[{"destination":"2001:db8:9::/48","nexthop":"2001:db8:5::1"}]},
+               {"ip_address":"198.51.100.2","subnet_cidr":"198.51.100.0/24","gateway":null}"#,
+        );
+        let p = vip_plug("203.0.113.2", good.as_bytes()).unwrap();
+        assert_eq!(
+            p.additional,
+            [
+                ExtraVip {
+                    ip: ip("2001:db8:5::2"),
+                    subnet: cidr("2001:db8:5::/64"),
+                    gateway: Some(ip("2001:db8:5::1")),
+                    host_routes: vec![HostRoute {
+                        destination: cidr("2001:db8:9::/48"),
+                        nexthop: ip("2001:db8:5::1"),
+                    }],
+                },
+                ExtraVip {
+                    ip: ip("198.51.100.2"),
+                    subnet: cidr("198.51.100.0/24"),
+                    gateway: None,
+                    host_routes: Vec::new(),
+                },
+            ]
+        );
+        for (extra, message, details) in [
+            (
+                r#"{"ip_address":"nope","subnet_cidr":"198.51.100.0/24"}"#,
+                INVALID_VIP,
+                "additional VIP \"nope\" is not an IP address",
+            ),
+            (
+                r#"{"ip_address":"198.51.100.2","subnet_cidr":"198.51.100.0/33"}"#,
+                INVALID_SUBNET,
+                "additional VIP 198.51.100.2: bad subnet_cidr \"198.51.100.0/33\"",
+            ),
+            (
+                r#"{"ip_address":"198.51.100.2","subnet_cidr":"192.0.2.0/24"}"#,
+                INVALID_SUBNET,
+                "additional VIP 198.51.100.2 is not an address in 192.0.2.0/24",
+            ),
+            (
+                r#"{"ip_address":"198.51.100.2","subnet_cidr":"198.51.100.0/24","gateway":"192.0.2.1"}"#,
+                INVALID_SUBNET,
+                "gateway 192.0.2.1 is not in 198.51.100.0/24",
+            ),
+            (
+                r#"{"ip_address":"203.0.113.3","subnet_cidr":"203.0.113.0/24"}"#,
+                INVALID_VIP,
+                "203.0.113.3 is given twice",
+            ),
+        ] {
+            assert_eq!(
+                refusal(vip_plug("203.0.113.2", body(extra).as_bytes())),
+                invalid(message, details),
+                "{extra}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fixed_ip_brings_its_host_routes() {
+        let body = br#"{"mac_address":"02:00:5e:00:00:02","fixed_ips":[{"ip_address":"198.51.100.9",
+            "subnet_cidr":"198.51.100.0/24","host_routes":[{"destination":"192.0.2.0/24","nexthop":"198.51.100.1"}]}]}"#;
+        let n = network_plug(body).unwrap();
+        assert_eq!(
+            n.fixed_ips[0].host_routes,
+            [HostRoute {
+                destination: cidr("192.0.2.0/24"),
+                nexthop: ip("198.51.100.1"),
+            }]
+        );
+        let off = String::from_utf8_lossy(body).replace("\"198.51.100.1\"", "\"203.0.113.1\"");
+        assert_eq!(
+            refusal(network_plug(off.as_bytes())),
+            invalid(
+                INVALID_REQUEST,
+                "host route nexthop 203.0.113.1 is not an address in 198.51.100.0/24"
+            )
+        );
+    }
+
     #[test]
     fn a_vip_plug_with_every_field() {
         let body = br#"{"subnet_cidr":" 203.0.113.7/24 ","gateway":"203.0.113.1",
@@ -288,6 +459,7 @@ mod tests {
                     nexthop: ip("203.0.113.1"),
                 }],
                 mtu: Some(1450),
+                additional: Vec::new(),
             }
         );
     }
@@ -438,10 +610,12 @@ mod tests {
                     FixedIp {
                         ip: ip("198.51.100.9"),
                         subnet: cidr("198.51.100.0/24"),
+                        host_routes: Vec::new(),
                     },
                     FixedIp {
                         ip: ip("2001:db8::9"),
                         subnet: cidr("2001:db8::/64"),
+                        host_routes: Vec::new(),
                     },
                 ],
                 mtu: Some(9000),

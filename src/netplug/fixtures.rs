@@ -28,6 +28,7 @@ pub fn vip_plug() -> VipPlug {
             nexthop: ip("203.0.113.1"),
         }],
         mtu: Some(1450),
+        additional: Vec::new(),
     }
 }
 
@@ -37,6 +38,7 @@ pub fn network_plug() -> NetworkPlug {
         fixed_ips: vec![FixedIp {
             ip: ip("198.51.100.9"),
             subnet: cidr("198.51.100.0/24"),
+            host_routes: Vec::new(),
         }],
         mtu: None,
     }

@@ -8,6 +8,7 @@
 //! `ip` commands); this file finds interfaces, keeps the record and serializes plugs.
 
 mod addr;
+mod current;
 #[cfg(test)]
 mod fixtures;
 mod plug;
@@ -22,9 +23,9 @@ use std::sync::Mutex;
 use crate::{logs, store};
 
 pub use addr::{Cidr, Mac};
-pub use plug::{FixedIp, HostRoute, NetworkPlug, Plug, PlugRequest, VipHolder, VipPlug};
+pub use plug::{ExtraVip, FixedIp, HostRoute, NetworkPlug, Plug, PlugRequest, VipHolder, VipPlug};
 pub use steps::StepFailed;
-use steps::{apply, reapply_steps, steps, undo};
+use steps::{apply, reapply_steps, reconcile, steps, undo};
 
 /// Routing tables for plugged VIPs start here (one per plug).
 const TABLE_BASE: u32 = 100;
@@ -42,6 +43,20 @@ pub enum PlugError {
     /// A step failed (and the plug was rolled back).
     Failed(StepFailed),
     Io(io::Error),
+}
+
+/// What a plug did, and on which interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plugged {
+    New(String),
+    /// A member port plugged before, brought to new fixed IPs.
+    Updated(String),
+}
+
+/// Brings a member port to `n`: what it holds is read, then changed where it differs.
+fn converge(n: &NetworkPlug, dev: &str) -> Result<(), StepFailed> {
+    let have = current::read(dev)?;
+    apply(&reconcile(n, &have, dev))
 }
 
 /// Finds the interface with `mac`; returns its name and whether it is up.
@@ -62,12 +77,18 @@ fn interface_by_mac(mac: &Mac) -> Option<(String, bool)> {
     found.into_iter().next()
 }
 
-/// The lowest routing table no VIP uses. Below 253: 253-255 are the kernel's default, main
-/// and local tables.
-fn free_table(list: &[Plug]) -> Result<u32, PlugError> {
-    (TABLE_BASE..TABLE_END)
-        .find(|t| !list.iter().any(|q| q.table() == Some(*t)))
-        .ok_or(PlugError::NoFreeTable)
+/// The `n` lowest routing tables no plug uses. Below 253: 253-255 are the kernel's default,
+/// main and local tables.
+fn free_tables(list: &[Plug], n: usize) -> Result<Vec<u32>, PlugError> {
+    let used: Vec<u32> = list.iter().flat_map(Plug::tables).collect();
+    let free: Vec<u32> = (TABLE_BASE..TABLE_END)
+        .filter(|t| !used.contains(t))
+        .take(n)
+        .collect();
+    if free.len() < n {
+        return Err(PlugError::NoFreeTable);
+    }
+    Ok(free)
 }
 
 pub struct Plugs {
@@ -91,15 +112,18 @@ impl Plugs {
         self.list.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Plugs a port: finds its interface (down), applies, records. Returns the interface name.
-    /// `holder` says who puts a VIP on it.
-    pub fn plug(&self, req: PlugRequest, holder: VipHolder) -> Result<String, PlugError> {
+    /// Plugs a port: finds its interface (down), applies, records. A member port plugged
+    /// already is brought to the new fixed IPs instead. `holder` says who puts a VIP on it.
+    pub fn plug(&self, req: PlugRequest, holder: VipHolder) -> Result<Plugged, PlugError> {
         let mut list = self.lock();
-        let mac = req.mac();
-        if list.iter().any(|q| q.mac() == mac) {
-            return Err(PlugError::AlreadyPlugged(mac.clone()));
+        let mac = req.mac().clone();
+        if let Some(i) = list.iter().position(|q| q.mac() == &mac) {
+            return match (&list[i], req) {
+                (Plug::Network(_), PlugRequest::Network(n)) => self.replug(&mut list, i, n),
+                _ => Err(PlugError::AlreadyPlugged(mac)),
+            };
         }
-        let (dev, up) = interface_by_mac(mac).ok_or(PlugError::NoInterface)?;
+        let (dev, up) = interface_by_mac(&mac).ok_or(PlugError::NoInterface)?;
         if up {
             return Err(PlugError::NoInterface);
         }
@@ -108,9 +132,17 @@ impl Plugs {
                 if holder == VipHolder::Keepalived && plug.vrrp_ip.is_none() {
                     return Err(PlugError::NoVrrpIp);
                 }
+                // A table for each VIP the plug holds; keepalived holds all but vrrp_ip's.
+                let n = match holder {
+                    VipHolder::Plug => 1 + plug.additional.len(),
+                    VipHolder::Keepalived => 1,
+                };
+                let mut tables = free_tables(&list, n)?;
+                let table = tables.remove(0);
                 Plug::Vip {
                     plug,
-                    table: free_table(&list)?,
+                    table,
+                    extra_tables: tables,
                     holder,
                 }
             }
@@ -120,23 +152,57 @@ impl Plugs {
         apply(&done).map_err(PlugError::Failed)?;
         let mut next = list.clone();
         next.push(p);
-        let recorded = serde_json::to_vec_pretty(&next)
-            .map_err(io::Error::other)
-            .and_then(|bytes| store::write_atomic(&self.path, &bytes, 0o640));
-        if let Err(e) = recorded {
+        if let Err(e) = self.record(&next) {
             // Unrecorded, it would not come back after a reboot: better not plugged at all.
             undo(&done);
             return Err(PlugError::Io(e));
         }
         *list = next;
-        Ok(dev)
+        Ok(Plugged::New(dev))
+    }
+
+    /// Writes the plug list, atomically.
+    fn record(&self, list: &[Plug]) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(list).map_err(io::Error::other)?;
+        store::write_atomic(&self.path, &bytes, 0o640)
+    }
+
+    /// A member port plugged again (Octavia sends the whole new list after a subnet is added
+    /// or removed): the record takes the new fixed IPs first, then the interface is brought to
+    /// them. A crash in between is finished when the agent starts, which brings every member
+    /// port to its record; a step that fails puts record and interface back as they were.
+    fn replug(&self, list: &mut Vec<Plug>, i: usize, n: NetworkPlug) -> Result<Plugged, PlugError> {
+        let (dev, _) = interface_by_mac(&n.mac).ok_or(PlugError::NoInterface)?;
+        let mut next = list.clone();
+        next[i] = Plug::Network(n.clone());
+        self.record(&next).map_err(PlugError::Io)?;
+        if let Err(e) = converge(&n, &dev) {
+            if let Plug::Network(old) = &list[i] {
+                let back = self.record(list).map_err(|e| e.to_string());
+                if let Err(why) = back.and_then(|_| converge(old, &dev).map_err(|e| e.to_string()))
+                {
+                    logs::error(&format!(
+                        "re-plug of {} on {dev}: not put back: {why}",
+                        n.mac
+                    ));
+                }
+            }
+            return Err(PlugError::Failed(e));
+        }
+        *list = next;
+        Ok(Plugged::Updated(dev))
     }
 
     /// Whether `ip` is a VIP a plug put on its interface itself (not left to keepalived).
     pub fn holds_static(&self, ip: IpAddr) -> bool {
-        self.lock()
-            .iter()
-            .any(|p| matches!(p, Plug::Vip { plug, holder: VipHolder::Plug, .. } if plug.vip == ip))
+        self.lock().iter().any(|p| match p {
+            Plug::Vip {
+                plug,
+                holder: VipHolder::Plug,
+                ..
+            } => plug.vip == ip || plug.additional.iter().any(|x| x.ip == ip),
+            _ => false,
+        })
     }
 
     /// At agent start: every recorded plug is applied again where its interface is found.
@@ -145,7 +211,11 @@ impl Plugs {
             let mac = p.mac();
             match interface_by_mac(mac) {
                 Some((dev, _)) => {
-                    let failed = reapply_steps(&steps(p, &dev));
+                    let failed = match p {
+                        // A re-plug a crash cut short is finished here.
+                        Plug::Network(n) => converge(n, &dev).err().into_iter().collect(),
+                        Plug::Vip { .. } => reapply_steps(&steps(p, &dev)),
+                    };
                     if failed.is_empty() {
                         logs::info(&format!("plug {mac} re-applied on {dev}"));
                     }
@@ -166,17 +236,26 @@ mod tests {
 
     #[test]
     fn tables_are_taken_lowest_first() {
-        let vip = |table| Plug::Vip {
+        let vip = |table, extra_tables| Plug::Vip {
             plug: vip_plug(),
             table,
+            extra_tables,
             holder: VipHolder::Plug,
         };
-        assert_eq!(free_table(&[]).unwrap(), 100);
-        assert_eq!(
-            free_table(&[vip(100), Plug::Network(network_plug()), vip(102)]).unwrap(),
-            101
-        );
-        let all: Vec<Plug> = (TABLE_BASE..TABLE_END).map(vip).collect();
-        assert!(matches!(free_table(&all), Err(PlugError::NoFreeTable)));
+        assert_eq!(free_tables(&[], 2).unwrap(), [100, 101]);
+        let some = [
+            vip(100, vec![103]),
+            Plug::Network(network_plug()),
+            vip(102, Vec::new()),
+        ];
+        assert_eq!(free_tables(&some, 3).unwrap(), [101, 104, 105]);
+        let all: Vec<Plug> = (TABLE_BASE..TABLE_END)
+            .map(|t| vip(t, Vec::new()))
+            .collect();
+        assert!(matches!(free_tables(&all, 1), Err(PlugError::NoFreeTable)));
+        assert!(matches!(
+            free_tables(&all[1..], 2),
+            Err(PlugError::NoFreeTable)
+        ));
     }
 }

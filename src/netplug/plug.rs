@@ -14,13 +14,29 @@ pub struct HostRoute {
     pub nexthop: IpAddr,
 }
 
-/// An address of a member network's port.
+/// An address of a member network's port, and the routes it brings (into the main table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixedIp {
     #[serde(rename = "ip_address")]
     pub ip: IpAddr,
     #[serde(rename = "subnet_cidr")]
     pub subnet: Cidr,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_routes: Vec<HostRoute>,
+}
+
+/// A VIP on the same port besides the first (Octavia's `additional_vips`: several VIPs, IPv4 and
+/// IPv6 together), with its own subnet, gateway and host routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraVip {
+    #[serde(rename = "ip_address")]
+    pub ip: IpAddr,
+    #[serde(rename = "subnet_cidr")]
+    pub subnet: Cidr,
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
+    #[serde(default)]
+    pub host_routes: Vec<HostRoute>,
 }
 
 /// A VIP to plug. The caller has checked that the VIP, `gateway`, `vrrp_ip` and the next hops
@@ -35,6 +51,7 @@ pub struct VipPlug {
     pub vrrp_ip: Option<IpAddr>,
     pub host_routes: Vec<HostRoute>,
     pub mtu: Option<u32>,
+    pub additional: Vec<ExtraVip>,
 }
 
 /// A member network's port to plug.
@@ -70,13 +87,15 @@ pub enum VipHolder {
     Keepalived,
 }
 
-/// One plug, as done and recorded: a VIP has its own routing table.
+/// One plug, as done and recorded: each VIP the plug holds has its own routing table
+/// (`extra_tables` for `plug.additional`, in order; none when keepalived holds them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "PlugRecord", into = "PlugRecord")]
 pub enum Plug {
     Vip {
         plug: VipPlug,
         table: u32,
+        extra_tables: Vec<u32>,
         holder: VipHolder,
     },
     Network(NetworkPlug),
@@ -90,10 +109,17 @@ impl Plug {
         }
     }
 
-    pub(super) fn table(&self) -> Option<u32> {
+    /// The routing tables the plug uses.
+    pub(super) fn tables(&self) -> Vec<u32> {
         match self {
-            Plug::Vip { table, .. } => Some(*table),
-            Plug::Network(_) => None,
+            Plug::Vip {
+                table,
+                extra_tables,
+                ..
+            } => std::iter::once(*table)
+                .chain(extra_tables.iter().copied())
+                .collect(),
+            Plug::Network(_) => Vec::new(),
         }
     }
 }
@@ -117,6 +143,16 @@ struct PlugRecord {
     /// Absent in records written before ACTIVE_STANDBY plugs: the plug held the VIP.
     #[serde(default, skip_serializing_if = "is_default")]
     vip_holder: VipHolder,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    additional_vips: Vec<ExtraVipRecord>,
+}
+
+/// An additional VIP in the record, with its table when the plug holds it.
+#[derive(Serialize, Deserialize)]
+struct ExtraVipRecord {
+    #[serde(flatten)]
+    vip: ExtraVip,
+    table: Option<u32>,
 }
 
 fn is_default(h: &VipHolder) -> bool {
@@ -129,6 +165,7 @@ impl From<Plug> for PlugRecord {
             Plug::Vip {
                 plug,
                 table,
+                extra_tables,
                 holder,
             } => PlugRecord {
                 mac_address: plug.mac,
@@ -141,6 +178,15 @@ impl From<Plug> for PlugRecord {
                 fixed_ips: Vec::new(),
                 table: Some(table),
                 vip_holder: holder,
+                additional_vips: plug
+                    .additional
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, vip)| ExtraVipRecord {
+                        vip,
+                        table: extra_tables.get(i).copied(),
+                    })
+                    .collect(),
             },
             Plug::Network(n) => PlugRecord {
                 mac_address: n.mac,
@@ -153,6 +199,7 @@ impl From<Plug> for PlugRecord {
                 fixed_ips: n.fixed_ips,
                 table: None,
                 vip_holder: VipHolder::Plug,
+                additional_vips: Vec::new(),
             },
         }
     }
@@ -161,22 +208,36 @@ impl From<Plug> for PlugRecord {
 impl TryFrom<PlugRecord> for Plug {
     type Error = String;
     fn try_from(r: PlugRecord) -> Result<Plug, String> {
-        let network_only = r.gateway.is_none() && r.vrrp_ip.is_none() && r.host_routes.is_empty();
-        match (r.vip, r.subnet_cidr, r.table) {
-            (Some(vip), Some(subnet), Some(table)) if r.fixed_ips.is_empty() => Ok(Plug::Vip {
-                plug: VipPlug {
-                    vip,
-                    subnet,
-                    gateway: r.gateway,
-                    mac: r.mac_address,
-                    vrrp_ip: r.vrrp_ip,
-                    host_routes: r.host_routes,
-                    mtu: r.mtu,
-                },
-                table,
-                holder: r.vip_holder,
-            }),
-            (None, None, None) if network_only => Ok(Plug::Network(NetworkPlug {
+        let network_only = r.gateway.is_none()
+            && r.vrrp_ip.is_none()
+            && r.host_routes.is_empty()
+            && r.additional_vips.is_empty();
+        // The plug holds each additional VIP in a table of its own; keepalived needs none.
+        let extra_tables: Option<Vec<u32>> = match r.vip_holder {
+            VipHolder::Plug => r.additional_vips.iter().map(|v| v.table).collect(),
+            VipHolder::Keepalived => Some(Vec::new()),
+        };
+        match (r.vip, r.subnet_cidr, r.table, extra_tables) {
+            (Some(vip), Some(subnet), Some(table), Some(extra_tables))
+                if r.fixed_ips.is_empty() =>
+            {
+                Ok(Plug::Vip {
+                    plug: VipPlug {
+                        vip,
+                        subnet,
+                        gateway: r.gateway,
+                        mac: r.mac_address,
+                        vrrp_ip: r.vrrp_ip,
+                        host_routes: r.host_routes,
+                        mtu: r.mtu,
+                        additional: r.additional_vips.into_iter().map(|v| v.vip).collect(),
+                    },
+                    table,
+                    extra_tables,
+                    holder: r.vip_holder,
+                })
+            }
+            (None, None, None, _) if network_only => Ok(Plug::Network(NetworkPlug {
                 mac: r.mac_address,
                 fixed_ips: r.fixed_ips,
                 mtu: r.mtu,
@@ -253,6 +314,7 @@ mod tests {
             vrrp_ip: None,
             host_routes: Vec::new(),
             mtu: None,
+            additional: Vec::new(),
         };
         assert_eq!(
             plugs,
@@ -260,12 +322,14 @@ mod tests {
                 Plug::Vip {
                     plug: vip_plug(),
                     table: 100,
+                    extra_tables: Vec::new(),
                     holder: VipHolder::Plug,
                 },
                 Plug::Network(network_plug()),
                 Plug::Vip {
                     plug: v6,
                     table: 101,
+                    extra_tables: Vec::new(),
                     holder: VipHolder::Plug,
                 },
             ]
@@ -276,11 +340,12 @@ mod tests {
         let oldest = r#"[{"mac_address":"02:00:5e:00:00:02","vip":null,"subnet_cidr":null,
             "gateway":null,"mtu":null,"table":null}]"#;
         let plugs: Vec<Plug> = serde_json::from_str(oldest).unwrap();
-        assert_eq!(plugs[0].table(), None);
+        assert!(plugs[0].tables().is_empty());
         // A VIP keepalived holds says so; one the plug holds is written as before.
         let held = Plug::Vip {
             plug: vip_plug(),
             table: 100,
+            extra_tables: Vec::new(),
             holder: VipHolder::Keepalived,
         };
         let text = serde_json::to_string(&held).unwrap();

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::process;
 
-use super::{Cidr, Plug, VipHolder, VipPlug};
+use super::current::Current;
+use super::{Cidr, HostRoute, NetworkPlug, Plug, VipHolder, VipPlug};
 
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -112,8 +113,9 @@ pub(super) fn steps(p: &Plug, dev: &str) -> Vec<Step> {
         Plug::Vip {
             plug,
             table,
+            extra_tables,
             holder,
-        } => vip_steps(plug, *table, *holder, dev),
+        } => vip_steps(plug, *table, extra_tables, *holder, dev),
         Plug::Network(n) => {
             let mut s: Vec<Step> = n
                 .fixed_ips
@@ -121,16 +123,83 @@ pub(super) fn steps(p: &Plug, dev: &str) -> Vec<Step> {
                 .map(|f| address(f.ip, &f.subnet, dev))
                 .collect();
             s.push(link_up(dev, n.mtu));
+            s.extend(
+                n.fixed_ips
+                    .iter()
+                    .flat_map(|f| &f.host_routes)
+                    .map(|r| host_route(r, dev)),
+            );
             s
         }
     }
 }
 
-/// A VIP's steps: its addresses, the link, then its table (subnet, default and host routes)
-/// and the rule that sends replies from the VIP through that table. When keepalived holds the
-/// VIP (it adds the VIP's own table and rule), the port gets only `vrrp_ip`, and the table
-/// and rule serve traffic from `vrrp_ip`.
-fn vip_steps(p: &VipPlug, table: u32, holder: VipHolder, dev: &str) -> Vec<Step> {
+/// The steps that bring `dev` from what it holds (`have`) to the network plug `want`: addresses
+/// and host routes it should not hold go, missing ones come, the link is up with the MTU.
+pub(super) fn reconcile(want: &NetworkPlug, have: &Current, dev: &str) -> Vec<Step> {
+    let wanted: Vec<(IpAddr, u8)> = want
+        .fixed_ips
+        .iter()
+        .map(|f| (f.ip, f.subnet.len))
+        .collect();
+    let routes: Vec<&HostRoute> = want.fixed_ips.iter().flat_map(|f| &f.host_routes).collect();
+    let mut s = Vec::new();
+    for r in have.routes.iter().filter(|r| !routes.contains(r)) {
+        s.extend(host_route(r, dev).undo.map(|run| Step { run, undo: None }));
+    }
+    for (ip, len) in have.addresses.iter().filter(|a| !wanted.contains(a)) {
+        s.push(Step {
+            run: argv!["addr", "del", format!("{ip}/{len}"), "dev", dev],
+            undo: None,
+        });
+    }
+    for f in &want.fixed_ips {
+        if !have.addresses.contains(&(f.ip, f.subnet.len)) {
+            s.push(address(f.ip, &f.subnet, dev));
+        }
+    }
+    s.push(link_up(dev, want.mtu));
+    for r in routes.into_iter().filter(|r| !have.routes.contains(r)) {
+        s.push(host_route(r, dev));
+    }
+    s
+}
+
+/// A member network's route, in the main table: members behind that network's router.
+pub(super) fn host_route(r: &HostRoute, dev: &str) -> Step {
+    let fam = family(&r.destination);
+    let route = argv![r.destination, "via", r.nexthop, "dev", dev];
+    let with = |verb: &str| {
+        let mut v = argv![fam, "route", verb];
+        v.extend(route.iter().cloned());
+        v
+    };
+    Step {
+        run: with("add"),
+        undo: Some(with("del")),
+    }
+}
+
+fn family(c: &Cidr) -> &'static str {
+    if c.addr.is_ipv4() {
+        "-4"
+    } else {
+        "-6"
+    }
+}
+
+/// A VIP's steps: its addresses (the first VIP's, then each additional one's), the link, then
+/// for each VIP its table (subnet, default and host routes) and the rule that sends replies
+/// from it through that table. When keepalived holds the VIPs (it adds them, with its own
+/// table and rules), the port gets only `vrrp_ip`, and one table and rule serve traffic from
+/// `vrrp_ip`.
+fn vip_steps(
+    p: &VipPlug,
+    table: u32,
+    extra_tables: &[u32],
+    holder: VipHolder,
+    dev: &str,
+) -> Vec<Step> {
     let mut s = Vec::new();
     if let Some(vrrp_ip) = p.vrrp_ip {
         s.push(address(vrrp_ip, &p.subnet, dev));
@@ -139,31 +208,64 @@ fn vip_steps(p: &VipPlug, table: u32, holder: VipHolder, dev: &str) -> Vec<Step>
         (VipHolder::Keepalived, Some(vrrp_ip)) => vrrp_ip,
         _ => {
             s.push(address(p.vip, &p.subnet, dev));
+            s.extend(p.additional.iter().map(|x| address(x.ip, &x.subnet, dev)));
             p.vip
         }
     };
     s.push(link_up(dev, p.mtu));
-    let fam = if p.subnet.addr.is_ipv4() { "-4" } else { "-6" };
+    let first = Source {
+        ip: source,
+        subnet: &p.subnet,
+        gateway: p.gateway,
+        host_routes: &p.host_routes,
+    };
+    s.extend(source_table(&first, table, dev));
+    if holder == VipHolder::Plug {
+        for (x, t) in p.additional.iter().zip(extra_tables) {
+            let extra = Source {
+                ip: x.ip,
+                subnet: &x.subnet,
+                gateway: x.gateway,
+                host_routes: &x.host_routes,
+            };
+            s.extend(source_table(&extra, *t, dev));
+        }
+    }
+    s
+}
+
+/// An address that replies leave from through a table of its own.
+struct Source<'a> {
+    ip: IpAddr,
+    subnet: &'a Cidr,
+    gateway: Option<IpAddr>,
+    host_routes: &'a [HostRoute],
+}
+
+/// `src`'s table (its subnet, default route and host routes) and the rule that sends traffic
+/// from it there.
+fn source_table(src: &Source, table: u32, dev: &str) -> Vec<Step> {
+    let fam = family(src.subnet);
     let route = |to: Vec<String>| -> Step {
         let mut run = argv![fam, "route", "add"];
         run.extend(to);
         run.extend(argv!["dev", dev, "table", table]);
         Step { run, undo: None }
     };
-    s.push(Step {
-        run: argv![fam, "route", "add", p.subnet, "dev", dev, "src", source, "table", table],
+    let mut s = vec![Step {
+        run: argv![fam, "route", "add", src.subnet, "dev", dev, "src", src.ip, "table", table],
         undo: Some(argv![fam, "route", "flush", "table", table]),
-    });
-    if let Some(gw) = p.gateway {
+    }];
+    if let Some(gw) = src.gateway {
         s.push(route(argv!["default", "via", gw]));
     }
-    for r in &p.host_routes {
+    for r in src.host_routes {
         s.push(route(argv![r.destination, "via", r.nexthop]));
     }
     s.push(Step {
-        run: argv![fam, "rule", "add", "from", source, "table", table, "priority", table],
+        run: argv![fam, "rule", "add", "from", src.ip, "table", table, "priority", table],
         undo: Some(argv![
-            fam, "rule", "del", "from", source, "table", table, "priority", table
+            fam, "rule", "del", "from", src.ip, "table", table, "priority", table
         ]),
     });
     s
@@ -173,7 +275,7 @@ fn vip_steps(p: &VipPlug, table: u32, holder: VipHolder, dev: &str) -> Vec<Step>
 mod tests {
     use super::super::fixtures::*;
     use super::*;
-    use crate::netplug::FixedIp;
+    use crate::netplug::{ExtraVip, FixedIp};
 
     fn runs(steps: &[Step]) -> Vec<String> {
         steps.iter().map(|s| s.run.join(" ")).collect()
@@ -185,6 +287,7 @@ mod tests {
             &Plug::Vip {
                 plug: vip_plug(),
                 table: 100,
+                extra_tables: Vec::new(),
                 holder: VipHolder::Plug,
             },
             "eth1",
@@ -222,6 +325,60 @@ mod tests {
         );
     }
 
+    /// Multi-VIP, dual stack: every VIP on the port, each with a table and rule of its own.
+    #[test]
+    fn the_steps_of_additional_vips() {
+        let mut plug = vip_plug();
+        plug.host_routes.clear();
+        plug.additional = vec![
+            ExtraVip {
+                ip: ip("2001:db8:5::2"),
+                subnet: cidr("2001:db8:5::/64"),
+                gateway: Some(ip("2001:db8:5::1")),
+                host_routes: Vec::new(),
+            },
+            ExtraVip {
+                ip: ip("198.51.100.2"),
+                subnet: cidr("198.51.100.0/24"),
+                gateway: None,
+                host_routes: vec![HostRoute {
+                    destination: cidr("192.0.2.0/24"),
+                    nexthop: ip("198.51.100.1"),
+                }],
+            },
+        ];
+        let vip = |holder, extra_tables| Plug::Vip {
+            plug: plug.clone(),
+            table: 100,
+            extra_tables,
+            holder,
+        };
+        assert_eq!(
+            runs(&steps(&vip(VipHolder::Plug, vec![101, 102]), "eth1")),
+            [
+                "addr add 203.0.113.3/24 dev eth1",
+                "addr add 203.0.113.2/24 dev eth1",
+                "addr add 2001:db8:5::2/64 dev eth1 nodad",
+                "addr add 198.51.100.2/24 dev eth1",
+                "link set dev eth1 up mtu 1450",
+                "-4 route add 203.0.113.0/24 dev eth1 src 203.0.113.2 table 100",
+                "-4 route add default via 203.0.113.1 dev eth1 table 100",
+                "-4 rule add from 203.0.113.2 table 100 priority 100",
+                "-6 route add 2001:db8:5::/64 dev eth1 src 2001:db8:5::2 table 101",
+                "-6 route add default via 2001:db8:5::1 dev eth1 table 101",
+                "-6 rule add from 2001:db8:5::2 table 101 priority 101",
+                "-4 route add 198.51.100.0/24 dev eth1 src 198.51.100.2 table 102",
+                "-4 route add 192.0.2.0/24 via 198.51.100.1 dev eth1 table 102",
+                "-4 rule add from 198.51.100.2 table 102 priority 102",
+            ]
+        );
+        // keepalived holds them all: only vrrp_ip's table.
+        assert_eq!(
+            runs(&steps(&vip(VipHolder::Keepalived, Vec::new()), "eth1")).len(),
+            5
+        );
+    }
+
     /// ACTIVE_STANDBY: keepalived adds the VIP on the MASTER only; the port gets `vrrp_ip`,
     /// and traffic from it leaves by the gateway.
     #[test]
@@ -230,6 +387,7 @@ mod tests {
             &Plug::Vip {
                 plug: vip_plug(),
                 table: 100,
+                extra_tables: Vec::new(),
                 holder: VipHolder::Keepalived,
             },
             "eth1",
@@ -253,14 +411,63 @@ mod tests {
         n.fixed_ips.push(FixedIp {
             ip: ip("2001:db8::9"),
             subnet: cidr("2001:db8::/64"),
+            host_routes: vec![HostRoute {
+                destination: cidr("2001:db8:7::/48"),
+                nexthop: ip("2001:db8::1"),
+            }],
         });
         n.mtu = Some(9000);
+        let s = steps(&Plug::Network(n), "eth2");
         assert_eq!(
-            runs(&steps(&Plug::Network(n), "eth2")),
+            runs(&s),
             [
                 "addr add 198.51.100.9/24 dev eth2",
                 "addr add 2001:db8::9/64 dev eth2 nodad",
                 "link set dev eth2 up mtu 9000",
+                "-6 route add 2001:db8:7::/48 via 2001:db8::1 dev eth2",
+            ]
+        );
+        assert_eq!(
+            s[3].undo.as_ref().map(|u| u.join(" ")).as_deref(),
+            Some("-6 route del 2001:db8:7::/48 via 2001:db8::1 dev eth2")
+        );
+    }
+
+    /// Re-plugging: what differs goes or comes; what is the same is left alone.
+    #[test]
+    fn a_member_port_is_brought_to_its_new_fixed_ips() {
+        let route = |d: &str, v: &str| HostRoute {
+            destination: cidr(d),
+            nexthop: ip(v),
+        };
+        let have = Current {
+            addresses: vec![(ip("198.51.100.9"), 24), (ip("2001:db8::9"), 64)],
+            routes: vec![route("192.0.2.0/24", "198.51.100.1")],
+        };
+        let mut want = network_plug();
+        want.fixed_ips[0].host_routes = vec![route("192.0.2.0/24", "198.51.100.1")];
+        want.fixed_ips.push(FixedIp {
+            ip: ip("198.51.100.10"),
+            subnet: cidr("198.51.100.0/24"),
+            host_routes: vec![route("198.18.0.0/15", "198.51.100.1")],
+        });
+        assert_eq!(
+            runs(&reconcile(&want, &have, "eth2")),
+            [
+                "addr del 2001:db8::9/64 dev eth2",
+                "addr add 198.51.100.10/24 dev eth2",
+                "link set dev eth2 up",
+                "-4 route add 198.18.0.0/15 via 198.51.100.1 dev eth2",
+            ]
+        );
+        want.fixed_ips.clear();
+        assert_eq!(
+            runs(&reconcile(&want, &have, "eth2")),
+            [
+                "-4 route del 192.0.2.0/24 via 198.51.100.1 dev eth2",
+                "addr del 198.51.100.9/24 dev eth2",
+                "addr del 2001:db8::9/64 dev eth2",
+                "link set dev eth2 up",
             ]
         );
     }

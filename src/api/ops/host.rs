@@ -108,8 +108,8 @@ pub fn execute(ctx: &Ctx, op: HostOp) -> Result<Outcome, DomainError> {
             } else {
                 VipHolder::Plug
             };
-            let dev = ctx.plugs.plug(req, holder).map_err(DomainError::Plug)?;
-            Ok(Outcome::Plugged { vip, dev })
+            let done = ctx.plugs.plug(req, holder).map_err(DomainError::Plug)?;
+            Ok(Outcome::Plugged { vip, done })
         }
         HostOp::VrrpUpload(conf) => {
             ctx.keepalived.upload(&conf)?;
