@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::config::{self, Config, Problem};
 use crate::{
-    api, devices, front, haproxy, heartbeat, keepalived, listeners, logs, netplug, server, signals,
-    store, system, tls, topology, vrrp_check,
+    api, devices, front, haproxy, heartbeat, keepalived, listeners, logs, netns, netplug, server,
+    signals, store, system, tls, topology, vrrp_check,
 };
 
 /// How long a stopping agent waits for in-flight requests, beyond the request timeout.
@@ -168,6 +168,8 @@ fn context(cfg: Arc<Config>, server_cert: Option<tls::ServerCert>) -> Result<api
     } else {
         None
     };
+    netns::set(cfg.tenant_namespace.clone());
+    netns::ensure()?;
     let topology = topology::TopologyState::open(&cfg.state_dir)?;
     let plugs = netplug::Plugs::open(&cfg.state_dir)?;
     // Interfaces come back down after a reboot: put the recorded plugs back first.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use std::os::unix::process::CommandExt;
 
 use crate::process::{self, Action, Daemon};
-use crate::{logs, store, vrrp_check};
+use crate::{logs, netns, store, vrrp_check};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -110,8 +110,12 @@ impl Keepalived {
         vrrp_check::install(&self.state_dir).map_err(KeepalivedError::Io)?;
         let candidate = self.file("keepalived.conf.new");
         store::write_atomic(&candidate, body, 0o600).map_err(KeepalivedError::Io)?;
-        let args = ["-t".as_ref(), "-f".as_ref(), candidate.as_os_str()];
-        let checked = process::run(self.bin.as_os_str(), &args, None, CHECK_TIMEOUT);
+        // Where it will run: it checks that the interfaces it names exist there.
+        let (program, args) = netns::wrap(
+            self.bin.as_os_str(),
+            &["-t".as_ref(), "-f".as_ref(), candidate.as_os_str()],
+        );
+        let checked = process::run(&program, &args, None, CHECK_TIMEOUT);
         match checked {
             Ok(out) if out.success || warnings_only(&out) => {
                 if !out.success {
@@ -251,17 +255,27 @@ impl Keepalived {
         for f in ["keepalived.pid", "vrrp.pid", "checkers.pid"] {
             let _ = fs::remove_file(self.file(f));
         }
-        let mut child = Command::new(&self.bin)
-            // Foreground, logging to our file: the agent owns its lifetime and its messages.
-            .args(["--dont-fork", "--log-console", "--log-detail", "--vrrp"])
-            .arg("-f")
-            .arg(&conf)
-            .arg("-p")
-            .arg(self.file("keepalived.pid"))
-            .arg("-r")
-            .arg(&vrrp_pid)
-            .arg("-c")
-            .arg(self.file("checkers.pid"))
+        let (pidfile, checkers) = (self.file("keepalived.pid"), self.file("checkers.pid"));
+        let (program, args) = netns::wrap(
+            self.bin.as_os_str(),
+            &[
+                // Foreground, logging to our file: the agent owns its lifetime and its messages.
+                "--dont-fork".as_ref(),
+                "--log-console".as_ref(),
+                "--log-detail".as_ref(),
+                "--vrrp".as_ref(),
+                "-f".as_ref(),
+                conf.as_os_str(),
+                "-p".as_ref(),
+                pidfile.as_os_str(),
+                "-r".as_ref(),
+                vrrp_pid.as_os_str(),
+                "-c".as_ref(),
+                checkers.as_os_str(),
+            ],
+        );
+        let mut child = Command::new(program)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

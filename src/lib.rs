@@ -22,6 +22,7 @@ mod keepalived;
 mod listeners;
 mod logs;
 mod names;
+mod netns;
 mod netplug;
 mod pools;
 mod process;

@@ -228,27 +228,12 @@ pub fn packages(haproxy: &Path, keepalived: &Path) -> &'static [(String, String)
     })
 }
 
-/// The interface holding `ip`, by getifaddrs(3).
-pub fn interface_of(ip: IpAddr) -> Option<String> {
-    addresses()
-        .into_iter()
-        .find(|a| a.ip == ip)
-        .map(|a| a.interface)
-}
-
 /// An address of an interface, with its network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IfAddr {
     pub interface: String,
     pub ip: IpAddr,
     pub network: Cidr,
-}
-
-/// An interface holding another address on `ip`'s network: where VRRP for `ip` runs.
-pub fn interface_on_network_of(ip: IpAddr) -> Option<IfAddr> {
-    addresses()
-        .into_iter()
-        .find(|a| a.ip != ip && a.network.contains(ip) && !a.ip.is_loopback())
 }
 
 /// Every IPv4 and IPv6 address of every interface.
@@ -324,9 +309,7 @@ mod tests {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let a = addresses().into_iter().find(|a| a.ip == lo).unwrap();
         assert_eq!(a.network, Cidr::parse("127.0.0.0/8").unwrap());
-        assert_eq!(interface_of(lo), Some(a.interface));
-        // Loopback is no place for VRRP.
-        assert_eq!(interface_on_network_of("127.0.0.2".parse().unwrap()), None);
+        assert_eq!(a.interface, "lo");
         assert_eq!(prefix_len("255.255.254.0".parse().unwrap()), 23);
         assert_eq!(prefix_len("ffff:ffff:ffff:ffff::".parse().unwrap()), 64);
     }
@@ -369,12 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn loopback_interface_and_disk() {
-        assert_eq!(
-            interface_of("127.0.0.1".parse().unwrap()).as_deref(),
-            Some("lo")
-        );
-        assert_eq!(interface_of("203.0.113.254".parse().unwrap()), None);
+    fn disk_and_hostname() {
         let (used, avail) = disk_kb(Path::new("/")).unwrap();
         assert!(used > 0 && avail > 0);
         assert!(!hostname().is_empty());

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keepalived::{Keepalived, KeepalivedError};
 use crate::process::Action;
-use crate::{logs, store, system, vrrp_check};
+use crate::{logs, netns, store, vrrp_check};
 
 /// How long a transition waits for keepalived to hold its addresses.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -182,7 +182,7 @@ impl TopologyState {
         if t.topology == Kind::ActiveStandby && ka.is_running() {
             let held = vips(&ka.config_text());
             if !held.is_empty() {
-                let holds = held.iter().any(|ip| system::interface_of(*ip).is_some());
+                let holds = held.iter().any(|ip| netns::interface_of(*ip).is_some());
                 t.role = if holds { Role::Active } else { Role::Standby };
             }
         }
@@ -278,13 +278,12 @@ impl TopologyState {
                 let ha_ip = next.ha_ip.parse().map_err(|_| {
                     TopologyError::Refused(format!("Invalid ha_ip: {:?}", next.ha_ip))
                 })?;
-                if static_vip(ha_ip) || (!ka.is_running() && system::interface_of(ha_ip).is_some())
-                {
+                if static_vip(ha_ip) || (!ka.is_running() && netns::interface_of(ha_ip).is_some()) {
                     return Err(TopologyError::Refused(format!(
                         "ha_ip {ha_ip} is already a static address of this host; keepalived must own it"
                     )));
                 }
-                let on = system::interface_on_network_of(ha_ip).ok_or_else(|| {
+                let on = netns::interface_on_network_of(ha_ip).ok_or_else(|| {
                     TopologyError::Refused(format!(
                         "no interface has an address on the network of ha_ip {ha_ip}: plug one first"
                     ))
@@ -323,7 +322,7 @@ fn settle(ka: &Keepalived, state_dir: &Path) -> Result<(), String> {
     let want = vips(&ka.config_text());
     let end = Instant::now() + SETTLE_TIMEOUT;
     while Instant::now() < end {
-        if want.iter().all(|ip| system::interface_of(*ip).is_some()) {
+        if want.iter().all(|ip| netns::interface_of(*ip).is_some()) {
             return Ok(());
         }
         thread::sleep(Duration::from_millis(100));

@@ -522,3 +522,142 @@ fn replugging_a_member_port_moves_its_addresses_and_routes() {
         }
     }
 }
+
+/// The tenant namespace (`tenant_namespace`, Octavia's `amphora-haproxy`): the VIP port moves into
+/// it, HAProxy runs in it and reaches a member behind the VIP subnet's gateway through that
+/// gateway, while the agent's own namespace routes elsewhere (its default route leads to a
+/// management network that knows no members) and the agent answers there.
+#[test]
+fn in_the_tenant_namespace_haproxy_reaches_members_through_the_vip_gateway() {
+    if lacks_root(
+        "in_the_tenant_namespace_haproxy_reaches_members_through_the_vip_gateway",
+        "for network namespaces",
+    ) {
+        return;
+    }
+    let (amp, mgmt, router, member) = (
+        Netns::new("tnamp"),
+        Netns::new("tnmgmt"),
+        Netns::new("tnrtr"),
+        Netns::new("tnmem"),
+    );
+    let tenant = Netns::new("tenant");
+    // The management side: the agent's namespace, whose default route goes there.
+    port(&amp, &mgmt, "lbg0", "02:00:5e:00:02:01", "lbg1");
+    mgmt.ip(&["addr", "add", "203.0.113.129/25", "dev", "lbg1"]);
+    amp.ip(&["addr", "add", "203.0.113.130/25", "dev", "lbg0"]);
+    amp.ip(&["link", "set", "lbg0", "up"]);
+    amp.ip(&["route", "add", "default", "via", "203.0.113.129"]);
+    // The VIP network's router, and a member network behind it.
+    port(&amp, &router, "lbv0", VIP_MAC, "lbv1");
+    router.ip(&["addr", "add", "203.0.113.1/25", "dev", "lbv1"]);
+    port(&member, &router, "lbw0", "02:00:5e:00:02:02", "lbw1");
+    router.ip(&["addr", "add", "198.51.100.1/24", "dev", "lbw1"]);
+    member.ip(&["addr", "add", "198.51.100.10/24", "dev", "lbw0"]);
+    member.ip(&["link", "set", "lbw0", "up"]);
+    member.ip(&["route", "add", "default", "via", "198.51.100.1"]);
+    run(Command::new("ip").args([
+        "netns",
+        "exec",
+        &router.name,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.ip_forward=1",
+    ]));
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &member.name,
+            "python3",
+            "-m",
+            "http.server",
+        ])
+        .args(["8081", "--bind", "198.51.100.10"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let dir = TempDir::new("tenant");
+    let extra = format!("tenant_namespace: {}\n", tenant.name);
+    let agent = Agent::start_in(&dir, &extra, Some(&amp.name));
+    let r = call(
+        &agent,
+        &dir,
+        "POST",
+        "/1.0/plug/vip/203.0.113.5",
+        Some(&vip_body("203.0.113.0/25", "203.0.113.1", VIP_MAC)),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(
+        tenant.ip(&["link"]).contains("lbv0"),
+        "moved into the tenant namespace"
+    );
+    assert!(!amp.ip(&["link"]).contains("lbv0"));
+    assert!(tenant
+        .ip(&["route"])
+        .contains("default via 203.0.113.1 dev lbv0"));
+    let r = call(&agent, &dir, "GET", "/1.0/interface/203.0.113.5", None);
+    assert_eq!(
+        (r.status, r.json()["interface"].clone()),
+        (200, "lbv0".into()),
+        "{}",
+        r.body
+    );
+
+    let lb = "global\n    maxconn 100\ndefaults\n    mode http\n    timeout client 5s\n\
+    timeout server 5s\n    timeout connect 3s\nfrontend f\n    bind 203.0.113.5:8080\n\
+    default_backend b\nbackend b\n    server m1 198.51.100.10:8081\n";
+    let r = call(
+        &agent,
+        &dir,
+        "PUT",
+        "/1.0/loadbalancer/amp/lbt/haproxy",
+        Some(lb.as_bytes()),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = call(&agent, &dir, "PUT", "/1.0/loadbalancer/lbt/start", None);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let pids = common::haproxy_pids(&dir.path("state/listeners/lbt").display().to_string());
+    assert!(!pids.is_empty());
+    for pid in &pids {
+        let out = run(Command::new("ip").args(["netns", "identify", &pid.to_string()]));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            tenant.name,
+            "HAProxy {pid}"
+        );
+    }
+    common::wait_for(
+        "the member through the VIP",
+        std::time::Duration::from_secs(10),
+        || {
+            common::curl_in(
+                Some(&router.name),
+                &["--max-time", "3", "http://203.0.113.5:8080/"],
+            )
+            .is_ok_and(|r| r.status == 200)
+        },
+    );
+    // The agent's own namespace (the management side) keeps its routes, and the agent
+    // answers there.
+    assert!(amp
+        .ip(&["route"])
+        .contains("default via 203.0.113.129 dev lbg0"));
+    assert_eq!(call(&agent, &dir, "GET", "/1.0/info", None).status, 200);
+
+    // An agent restart finds the port in the tenant namespace and keeps it as it is.
+    drop(agent);
+    let agent = Agent::start_in(&dir, &extra, Some(&amp.name));
+    assert!(tenant
+        .ip(&["-br", "addr", "show", "dev", "lbv0"])
+        .contains("203.0.113.5/25"));
+    assert_eq!(
+        call(&agent, &dir, "GET", "/1.0/interface/203.0.113.5", None).status,
+        200
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

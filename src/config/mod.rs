@@ -82,6 +82,9 @@ pub struct Config {
     pub mutable: Mutable,
     /// The Octavia agent config the agent was started on: `PUT /1.0/config` replaces it.
     pub agent_conf: Option<PathBuf>,
+    /// The network namespace VIP and member ports, HAProxy and keepalived live in (Octavia's
+    /// `amphora-haproxy`); none: the agent's own.
+    pub tenant_namespace: Option<String>,
 }
 
 impl Default for Config {
@@ -109,6 +112,7 @@ impl Default for Config {
             apis: Api::ALL.to_vec(),
             mutable: Mutable::default(),
             agent_conf: None,
+            tenant_namespace: None,
         }
     }
 }
@@ -244,6 +248,21 @@ fn as_server(key: &str, v: &Value, problems: &mut Vec<Problem>) -> Option<String
 
 /// The API families named, sorted and without repeats; the known ones still count when others
 /// are unknown, so that each unknown name is its own problem.
+/// A network namespace's name (a file under /run/netns).
+fn as_namespace(k: &str, v: &Value, p: &mut Vec<Problem>) -> Option<String> {
+    let name = as_string(k, v, p)?;
+    if crate::netns::valid_name(&name) {
+        Some(name)
+    } else {
+        p.push(Problem::new(
+            k,
+            name,
+            "a namespace name: letters, digits, '-', '_' and '.', at most 64",
+        ));
+        None
+    }
+}
+
 fn as_apis(key: &str, v: &Value, problems: &mut Vec<Problem>) -> Option<Vec<Api>> {
     let Some(list) = string_list(v) else {
         problems.push(Problem::new(
@@ -330,6 +349,7 @@ struct RawConfig {
     request_timeout: Option<Duration>,
     amphora_id: Option<String>,
     apis: Option<Vec<Api>>,
+    tenant_namespace: Option<String>,
     /// HApi frontends (unknown keys holding string lists); no such key leaves it empty.
     frontends: BTreeMap<String, Vec<ProxyName>>,
 }
@@ -373,6 +393,7 @@ impl RawConfig {
             "request_timeout" => self.request_timeout = uint(1, 3600, p).map(Duration::from_secs),
             "amphora_id" => self.amphora_id = as_string(k, v, p),
             "apis" => self.apis = as_apis(k, v, p),
+            "tenant_namespace" => self.tenant_namespace = as_namespace(k, v, p),
             _ => {
                 if let Some(backends) = as_frontend(k, v, p) {
                     self.frontends.insert(k.to_string(), backends);
@@ -413,6 +434,7 @@ impl RawConfig {
                 ..Mutable::default()
             },
             agent_conf: None,
+            tenant_namespace: self.tenant_namespace,
         };
         check_security(&c, p);
         c
@@ -589,6 +611,14 @@ mod tests {
         assert_eq!(keys, ["port", "bogus", "workers", "debug"]);
         assert_eq!(p[1].why, "unknown key");
         assert_eq!(p[0].value, "70000");
+    }
+
+    #[test]
+    fn a_tenant_namespace_is_a_name() {
+        let c = parse("tenant_namespace: amphora-haproxy\n").unwrap();
+        assert_eq!(c.tenant_namespace.as_deref(), Some("amphora-haproxy"));
+        let p = problems("tenant_namespace: ../etc\n");
+        assert_eq!(p[0].key, "tenant_namespace", "{p:?}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::{as_bool, as_ip, as_path, as_uint, Api, Config, Problem, RawConfig};
+use super::{as_bool, as_ip, as_namespace, as_path, as_uint, Api, Config, Problem, RawConfig};
 use crate::ini::{self, Ini};
 
 /// Octavia's defaults where its file says nothing (`octavia/common/config.py`).
@@ -113,6 +113,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
         .get("amphora_agent", "amphora_id")
         .filter(|s| !s.is_empty())
         .map(str::to_string);
+    if let Some((k, v)) = value("amphora_agent", "tenant_namespace") {
+        raw.tenant_namespace = as_namespace(&k, &v, &mut p);
+    }
     // An amphora serves the amphora API only.
     raw.apis = Some(vec![Api::Amphora]);
     let mutable = mutable_of(&ini, &mut p);

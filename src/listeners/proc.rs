@@ -18,7 +18,7 @@ use crate::pools::{self, Pool};
 use super::{ListenerError, LiveCert};
 use crate::names::ProxyName;
 use crate::process::{self, Daemon};
-use crate::{logs, store};
+use crate::{logs, netns, store};
 
 /// Longest a `haproxy -c` may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -118,14 +118,10 @@ impl<'a> ListenerProc<'a> {
         if let Some(peer) = self.peer {
             args.extend([OsStr::new("-L"), OsStr::new(peer)]);
         }
+        let (program, args) = netns::wrap(self.haproxy.as_os_str(), &args);
         // In the run directory, where HAProxy runs: relative paths mean the same to both.
-        let out = process::run(
-            self.haproxy.as_os_str(),
-            &args,
-            Some(&self.paths.run),
-            CHECK_TIMEOUT,
-        )
-        .map_err(|e| ListenerError::Unavailable(format!("{}: {e}", self.haproxy.display())))?;
+        let out = process::run(&program, &args, Some(&self.paths.run), CHECK_TIMEOUT)
+            .map_err(|e| ListenerError::Unavailable(format!("{}: {e}", self.haproxy.display())))?;
         if out.success {
             Ok(out.text)
         } else {
@@ -282,21 +278,28 @@ impl<'a> ListenerProc<'a> {
             .try_clone()
             .map_err(|e| format!("{}: {e}", p.log.display()))?;
         let _ = fs::remove_file(&p.pidfile);
-        let mut child = Command::new(haproxy)
-            .current_dir(&p.run)
+        let master = format!("unix@{MASTER_SOCK}");
+        let mut args: Vec<&OsStr> = vec![
             // Foreground, whatever the config says (`daemon` would fork away from the agent).
-            .arg("-db")
-            .arg("-W")
-            .arg("-S")
-            .arg(format!("unix@{MASTER_SOCK}"))
-            .arg("-p")
-            .arg(&p.pidfile)
-            .arg("-f")
-            .arg(&p.cfg)
-            .arg("-f")
-            .arg(&p.agent_cfg)
-            // A reload re-executes the master with these same arguments, -L included.
-            .args(self.peer.iter().flat_map(|peer| ["-L", peer]))
+            "-db".as_ref(),
+            "-W".as_ref(),
+            "-S".as_ref(),
+            master.as_ref(),
+            "-p".as_ref(),
+            p.pidfile.as_os_str(),
+            "-f".as_ref(),
+            p.cfg.as_os_str(),
+            "-f".as_ref(),
+            p.agent_cfg.as_os_str(),
+        ];
+        // A reload re-executes the master with these same arguments, -L included.
+        if let Some(peer) = self.peer {
+            args.extend([OsStr::new("-L"), OsStr::new(peer)]);
+        }
+        let (program, args) = netns::wrap(haproxy.as_os_str(), &args);
+        let mut child = Command::new(program)
+            .current_dir(&p.run)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

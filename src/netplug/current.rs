@@ -3,15 +3,13 @@
 //! with the record.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{process, system};
+use crate::netns;
 
+use super::steps::run_ip;
 use super::{Cidr, HostRoute, StepFailed};
-
-const IP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Current {
@@ -30,7 +28,7 @@ struct RouteJson {
 }
 
 pub fn read(dev: &str) -> Result<Current, StepFailed> {
-    let addresses = system::addresses()
+    let addresses = netns::addresses()
         .into_iter()
         .filter(|a| a.interface == dev && !is_link_local(a.ip))
         .map(|a| (a.ip, a.network.len))
@@ -41,16 +39,12 @@ pub fn read(dev: &str) -> Result<Current, StepFailed> {
             .iter()
             .map(|s| s.to_string())
             .collect();
+        let text = run_ip(&argv)?;
         let failed = |output: String| StepFailed {
             argv: argv.clone(),
             output,
         };
-        let out = process::run("ip".as_ref(), &argv, None, IP_TIMEOUT)
-            .map_err(|e| failed(e.to_string()))?;
-        if !out.success {
-            return Err(failed(out.text));
-        }
-        routes.extend(parse_routes(&out.text).map_err(failed)?);
+        routes.extend(parse_routes(&text).map_err(failed)?);
     }
     Ok(Current { addresses, routes })
 }

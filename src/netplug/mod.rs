@@ -20,12 +20,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::{logs, store};
+use crate::{logs, netns, store};
 
 pub use addr::{Cidr, Mac};
 pub use plug::{ExtraVip, FixedIp, HostRoute, NetworkPlug, Plug, PlugRequest, VipHolder, VipPlug};
 pub use steps::StepFailed;
-use steps::{apply, reapply_steps, reconcile, steps, undo};
+use steps::{apply, reapply_steps, reconcile, steps, undo, Side};
 
 /// Routing tables for plugged VIPs start here (one per plug).
 const TABLE_BASE: u32 = 100;
@@ -57,6 +57,62 @@ pub enum Plugged {
 fn converge(n: &NetworkPlug, dev: &str) -> Result<(), StepFailed> {
     let have = current::read(dev)?;
     apply(&reconcile(n, &have, dev))
+}
+
+/// A port's interface as found: its name, whether it is up, and whether it is still beside
+/// the agent though ports belong in the tenant namespace.
+struct Port {
+    dev: String,
+    up: bool,
+    outside: bool,
+}
+
+impl Port {
+    /// Moves it into the tenant namespace if it is not there yet; its name.
+    fn bring_in(&self) -> Result<String, PlugError> {
+        if self.outside {
+            netns::move_in(&self.dev).map_err(|output| {
+                PlugError::Failed(StepFailed {
+                    argv: vec!["link".into(), "set".into(), "dev".into(), self.dev.clone()],
+                    output,
+                })
+            })?;
+        }
+        Ok(self.dev.clone())
+    }
+
+    /// Undoes `bring_in` (a plug that failed).
+    fn send_back(&self) {
+        if self.outside {
+            if let Err(e) = netns::move_out(&self.dev) {
+                logs::error(&format!("{}: {e}", self.dev));
+            }
+        }
+    }
+}
+
+/// The port with `mac`: in the tenant namespace, or beside the agent.
+fn find_port(mac: &Mac) -> Option<Port> {
+    if let Some((dev, up)) = netns::link_by_mac(mac.as_str()) {
+        return Some(Port {
+            dev,
+            up,
+            outside: false,
+        });
+    }
+    let (dev, up) = interface_by_mac(mac)?;
+    Some(Port {
+        dev,
+        up,
+        outside: netns::tenant().is_some(),
+    })
+}
+
+fn side() -> Side {
+    match netns::tenant() {
+        Some(_) => Side::Tenant,
+        None => Side::Agent,
+    }
 }
 
 /// Finds the interface with `mac`; returns its name and whether it is up.
@@ -123,8 +179,8 @@ impl Plugs {
                 _ => Err(PlugError::AlreadyPlugged(mac)),
             };
         }
-        let (dev, up) = interface_by_mac(&mac).ok_or(PlugError::NoInterface)?;
-        if up {
+        let port = find_port(&mac).ok_or(PlugError::NoInterface)?;
+        if port.up {
             return Err(PlugError::NoInterface);
         }
         let p = match req {
@@ -148,17 +204,27 @@ impl Plugs {
             }
             PlugRequest::Network(n) => Plug::Network(n),
         };
-        let done = steps(&p, &dev);
-        apply(&done).map_err(PlugError::Failed)?;
-        let mut next = list.clone();
-        next.push(p);
-        if let Err(e) = self.record(&next) {
+        let dev = port.bring_in()?;
+        let done = steps(&p, &dev, side());
+        let recorded = apply(&done).map_err(PlugError::Failed).and_then(|_| {
+            let mut next = list.clone();
+            next.push(p);
             // Unrecorded, it would not come back after a reboot: better not plugged at all.
-            undo(&done);
-            return Err(PlugError::Io(e));
+            self.record(&next).map(|_| next).map_err(|e| {
+                undo(&done);
+                PlugError::Io(e)
+            })
+        });
+        match recorded {
+            Ok(next) => {
+                *list = next;
+                Ok(Plugged::New(dev))
+            }
+            Err(e) => {
+                port.send_back();
+                Err(e)
+            }
         }
-        *list = next;
-        Ok(Plugged::New(dev))
     }
 
     /// Writes the plug list, atomically.
@@ -172,7 +238,9 @@ impl Plugs {
     /// them. A crash in between is finished when the agent starts, which brings every member
     /// port to its record; a step that fails puts record and interface back as they were.
     fn replug(&self, list: &mut Vec<Plug>, i: usize, n: NetworkPlug) -> Result<Plugged, PlugError> {
-        let (dev, _) = interface_by_mac(&n.mac).ok_or(PlugError::NoInterface)?;
+        let dev = find_port(&n.mac)
+            .ok_or(PlugError::NoInterface)?
+            .bring_in()?;
         let mut next = list.clone();
         next[i] = Plug::Network(n.clone());
         self.record(&next).map_err(PlugError::Io)?;
@@ -209,12 +277,14 @@ impl Plugs {
     pub fn reapply(&self) {
         for p in self.lock().iter() {
             let mac = p.mac();
-            match interface_by_mac(mac) {
-                Some((dev, _)) => {
+            // After a reboot the port is back beside the agent: into the tenant namespace again.
+            match find_port(mac).map(|port| port.bring_in()) {
+                Some(Err(e)) => logs::error(&format!("plug {mac}: {e:?}")),
+                Some(Ok(dev)) => {
                     let failed = match p {
                         // A re-plug a crash cut short is finished here.
                         Plug::Network(n) => converge(n, &dev).err().into_iter().collect(),
-                        Plug::Vip { .. } => reapply_steps(&steps(p, &dev)),
+                        Plug::Vip { .. } => reapply_steps(&steps(p, &dev, side())),
                     };
                     if failed.is_empty() {
                         logs::info(&format!("plug {mac} re-applied on {dev}"));

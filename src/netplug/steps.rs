@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::process;
+use crate::{netns, process};
 
 use super::current::Current;
 use super::{Cidr, HostRoute, NetworkPlug, Plug, VipHolder, VipPlug};
@@ -25,10 +25,10 @@ impl fmt::Display for StepFailed {
     }
 }
 
-/// `ip argv...`.
-fn run_ip(argv: &[String]) -> Result<(), StepFailed> {
-    let output = match process::run("ip".as_ref(), argv, None, IP_TIMEOUT) {
-        Ok(out) if out.success => return Ok(()),
+/// `ip argv...`, where the ports live (the tenant namespace, if there is one).
+pub(super) fn run_ip(argv: &[String]) -> Result<String, StepFailed> {
+    let output = match process::run("ip".as_ref(), &netns::ip_argv(argv), None, IP_TIMEOUT) {
+        Ok(out) if out.success => return Ok(out.text),
         Ok(out) => out.text.trim().to_string(),
         Err(e) => e.to_string(),
     };
@@ -57,7 +57,7 @@ pub(super) struct Step {
 /// first.
 pub(super) fn apply(steps: &[Step]) -> Result<(), StepFailed> {
     for (i, step) in steps.iter().enumerate() {
-        if let Err(e) = run_ip(&step.run) {
+        if let Err(e) = run_ip(&step.run).map(drop) {
             undo(&steps[..i]);
             return Err(e);
         }
@@ -107,15 +107,30 @@ fn link_up(dev: &str, mtu: Option<u32>) -> Step {
     }
 }
 
+/// Where a plug's port lives: in the tenant namespace, whose main table routes through the VIP
+/// subnet's gateway (HAProxy reaches members beyond it that way), or beside the agent, whose
+/// main table is the management side's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Agent,
+    Tenant,
+}
+
 /// The `ip` steps (with their undo) that realise a plug on `dev`.
-pub(super) fn steps(p: &Plug, dev: &str) -> Vec<Step> {
+pub(super) fn steps(p: &Plug, dev: &str, side: Side) -> Vec<Step> {
     match p {
         Plug::Vip {
             plug,
             table,
             extra_tables,
             holder,
-        } => vip_steps(plug, *table, extra_tables, *holder, dev),
+        } => {
+            let mut s = vip_steps(plug, *table, extra_tables, *holder, dev);
+            if side == Side::Tenant {
+                s.extend(default_routes(plug, dev));
+            }
+            s
+        }
         Plug::Network(n) => {
             let mut s: Vec<Step> = n
                 .fixed_ips
@@ -234,6 +249,33 @@ fn vip_steps(
     s
 }
 
+/// The tenant namespace's default routes: through the first gateway of each address family
+/// among the VIPs.
+fn default_routes(p: &VipPlug, dev: &str) -> Vec<Step> {
+    let gateways = std::iter::once(p.gateway)
+        .chain(p.additional.iter().map(|x| x.gateway))
+        .flatten();
+    let mut seen_v4 = false;
+    let mut seen_v6 = false;
+    let mut s = Vec::new();
+    for gw in gateways {
+        let seen = if gw.is_ipv4() {
+            &mut seen_v4
+        } else {
+            &mut seen_v6
+        };
+        if std::mem::replace(seen, true) {
+            continue;
+        }
+        let fam = if gw.is_ipv4() { "-4" } else { "-6" };
+        s.push(Step {
+            run: argv![fam, "route", "replace", "default", "via", gw, "dev", dev],
+            undo: Some(argv![fam, "route", "del", "default", "via", gw, "dev", dev]),
+        });
+    }
+    s
+}
+
 /// An address that replies leave from through a table of its own.
 struct Source<'a> {
     ip: IpAddr,
@@ -291,6 +333,7 @@ mod tests {
                 holder: VipHolder::Plug,
             },
             "eth1",
+            Side::Agent,
         );
         assert_eq!(
             runs(&s),
@@ -354,7 +397,11 @@ mod tests {
             holder,
         };
         assert_eq!(
-            runs(&steps(&vip(VipHolder::Plug, vec![101, 102]), "eth1")),
+            runs(&steps(
+                &vip(VipHolder::Plug, vec![101, 102]),
+                "eth1",
+                Side::Agent
+            )),
             [
                 "addr add 203.0.113.3/24 dev eth1",
                 "addr add 203.0.113.2/24 dev eth1",
@@ -374,7 +421,12 @@ mod tests {
         );
         // keepalived holds them all: only vrrp_ip's table.
         assert_eq!(
-            runs(&steps(&vip(VipHolder::Keepalived, Vec::new()), "eth1")).len(),
+            runs(&steps(
+                &vip(VipHolder::Keepalived, Vec::new()),
+                "eth1",
+                Side::Agent
+            ))
+            .len(),
             5
         );
     }
@@ -391,6 +443,7 @@ mod tests {
                 holder: VipHolder::Keepalived,
             },
             "eth1",
+            Side::Agent,
         );
         assert_eq!(
             runs(&s),
@@ -417,7 +470,7 @@ mod tests {
             }],
         });
         n.mtu = Some(9000);
-        let s = steps(&Plug::Network(n), "eth2");
+        let s = steps(&Plug::Network(n), "eth2", Side::Agent);
         assert_eq!(
             runs(&s),
             [

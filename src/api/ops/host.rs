@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::config::LbTopology;
 use crate::keepalived::KeepalivedError;
 use crate::names::ListenerId;
+use crate::netns;
 use crate::netplug::{PlugRequest, VipHolder};
 use crate::process::Action;
 use crate::system::{self, Rates};
@@ -72,7 +73,7 @@ pub fn execute(ctx: &Ctx, op: HostOp) -> Result<Outcome, DomainError> {
     match op {
         HostOp::Info => Ok(Outcome::Identity(identity(ctx))),
         HostOp::Details { frontends } => Ok(Outcome::Details(Box::new(details(ctx, frontends)?))),
-        HostOp::Interface(ip) => system::interface_of(ip)
+        HostOp::Interface(ip) => netns::interface_of(ip)
             .map(Outcome::Interface)
             .ok_or(DomainError::NoInterface),
         HostOp::RotateCert(pem) => {
