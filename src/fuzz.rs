@@ -179,7 +179,10 @@ pub fn json_bodies(data: &[u8]) {
             }
         }
         3 => match api::plug_body::network_plug(body) {
-            Ok(n) => network_plug_holds(n),
+            Ok(netplug::PlugRequest::Network(n)) => network_plug_holds(n),
+            Ok(netplug::PlugRequest::VipPort(v) | netplug::PlugRequest::Vip(v)) => {
+                vip_plug_holds(v)
+            }
             Err(e) => plug_refusal(&e),
         },
         _ => {

@@ -10,10 +10,12 @@ const VIP_MAC: &str = "02:00:5e:00:00:01";
 const NET_MAC: &str = "02:00:5e:00:00:02";
 const V6_MAC: &str = "02:00:5e:00:00:03";
 
+/// Whether `ip` answers a ping from `peer` within 4 s: pings go out every second until one is
+/// answered (a link just brought up may drop the first while the kernel notices its carrier).
 fn ping_from(peer: &Netns, ip: &str) -> bool {
     Command::new("ip")
         .args([
-            "netns", "exec", &peer.name, "ping", "-c", "1", "-W", "2", ip,
+            "netns", "exec", &peer.name, "ping", "-c", "1", "-w", "4", ip,
         ])
         .output()
         .map(|o| o.status.success())
@@ -177,6 +179,43 @@ fn plug_a_vip_and_a_network_then_survive_a_restart() {
         Some(&vip_body("203.0.113.0/24", "203.0.113.1", VIP_MAC)),
     );
     assert_eq!(r.status, 409, "{}", r.body);
+
+    // The VIP port plugged again through plug/network, as Octavia's controller does when a
+    // member subnet on the VIP network comes or goes: its further fixed IPs follow, the VIP
+    // plug stays.
+    let vip_port = |extra: &[(&str, &str)]| {
+        let mut fixed = vec![serde_json::json!({"ip_address": "203.0.113.3",
+            "subnet_cidr": "203.0.113.0/24", "gateway": "203.0.113.1", "host_routes": []})];
+        for (ip, subnet) in extra {
+            fixed.push(serde_json::json!({"ip_address": ip, "subnet_cidr": subnet,
+                "gateway": null, "host_routes": []}));
+        }
+        let body = serde_json::json!({"mac_address": VIP_MAC, "fixed_ips": fixed, "mtu": 1450,
+            "is_sriov": false, "vip_net_info": {"subnet_cidr": "203.0.113.0/24",
+            "gateway": "203.0.113.1", "mac_address": VIP_MAC, "vrrp_ip": "203.0.113.3",
+            "mtu": 1450, "host_routes": [route], "additional_vips": [], "is_sriov": false,
+            "vip": "203.0.113.2"}});
+        call(
+            &agent,
+            &dir,
+            "POST",
+            "/1.0/plug/network",
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    let r = vip_port(&[("2001:db8:7::3", "2001:db8:7::/64")]);
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.details(), "Updated existing interface lbt0");
+    assert!(amp
+        .ip(&["-br", "addr", "show", "dev", "lbt0"])
+        .contains("2001:db8:7::3/64"));
+    check_vip(&amp);
+    let r = vip_port(&[]);
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(!amp
+        .ip(&["-br", "addr", "show", "dev", "lbt0"])
+        .contains("2001:db8:7::3"));
+    check_vip(&amp);
 
     let body = serde_json::json!({"mac_address": NET_MAC, "fixed_ips": [{"ip_address": "198.51.100.9", "subnet_cidr": "198.51.100.0/24"}]});
     let r = call(

@@ -84,7 +84,7 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
         Key::GetTopology => HostOp::Topology,
         Key::SetTopology => HostOp::SetTopology(topology_body(&body)?),
         Key::PlugVip => HostOp::Plug(PlugRequest::Vip(plug_body::vip_plug(p.get("ip")?, &body)?)),
-        Key::PlugNetwork => HostOp::Plug(PlugRequest::Network(plug_body::network_plug(&body)?)),
+        Key::PlugNetwork => HostOp::Plug(plug_body::network_plug(&body)?),
         Key::VrrpUpload => HostOp::VrrpUpload(body),
         Key::VrrpAction => HostOp::Vrrp(amphora::action_word(p.get("action")?)?),
     }))

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::netplug::{Cidr, ExtraVip, FixedIp, HostRoute, Mac, NetworkPlug, VipPlug};
+use crate::netplug::{Cidr, ExtraVip, FixedIp, HostRoute, Mac, NetworkPlug, PlugRequest, VipPlug};
 
 pub const INVALID_VIP: &str = "Invalid VIP";
 const INVALID_REQUEST: &str = "Invalid request";
@@ -72,6 +72,8 @@ struct NetworkBody {
     #[serde(deserialize_with = "list")]
     fixed_ips: Vec<FixedIpBody>,
     mtu: Option<Value>,
+    /// For the VIP port: the `plug/vip` body with the VIP as `vip`.
+    vip_net_info: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,6 +241,7 @@ pub fn vip_plug(vip: &str, body: &[u8]) -> Result<VipPlug, ApiError> {
         host_routes,
         mtu: mtu(b.mtu)?,
         additional,
+        fixed_ips: Vec::new(),
     })
 }
 
@@ -273,8 +276,9 @@ fn extra_vip(x: &ExtraVipBody) -> Result<ExtraVip, ApiError> {
     })
 }
 
-/// A network plug from its body.
-pub fn network_plug(body: &[u8]) -> Result<NetworkPlug, ApiError> {
+/// A network plug from its body: a member port, or the VIP port when `vip_net_info` (an
+/// object) comes with it.
+pub fn network_plug(body: &[u8]) -> Result<PlugRequest, ApiError> {
     let b: NetworkBody = read(body)?;
     let mac = b
         .mac_address
@@ -282,11 +286,24 @@ pub fn network_plug(body: &[u8]) -> Result<NetworkPlug, ApiError> {
         .and_then(Mac::parse)
         .ok_or_else(|| invalid_request(MAC_FORMAT))?;
     let fixed_ips = b.fixed_ips.iter().map(fixed_ip).collect::<Result<_, _>>()?;
-    Ok(NetworkPlug {
-        mac,
-        fixed_ips,
-        mtu: mtu(b.mtu)?,
-    })
+    let mtu = mtu(b.mtu)?;
+    match b.vip_net_info.filter(Value::is_object) {
+        Some(info) => {
+            let vip = info.get("vip").and_then(Value::as_str).unwrap_or("").trim();
+            let mut v = vip_plug(vip, info.to_string().as_bytes())?;
+            if v.mac != mac {
+                return Err(invalid_request("vip_net_info names another port's MAC"));
+            }
+            v.fixed_ips = fixed_ips;
+            v.mtu = mtu.or(v.mtu);
+            Ok(PlugRequest::VipPort(v))
+        }
+        None => Ok(PlugRequest::Network(NetworkPlug {
+            mac,
+            fixed_ips,
+            mtu,
+        })),
+    }
 }
 
 fn fixed_ip(f: &FixedIpBody) -> Result<FixedIp, ApiError> {
@@ -423,7 +440,9 @@ mod tests {
     fn a_fixed_ip_brings_its_host_routes() {
         let body = br#"{"mac_address":"02:00:5e:00:00:02","fixed_ips":[{"ip_address":"198.51.100.9",
             "subnet_cidr":"198.51.100.0/24","host_routes":[{"destination":"192.0.2.0/24","nexthop":"198.51.100.1"}]}]}"#;
-        let n = network_plug(body).unwrap();
+        let Ok(PlugRequest::Network(n)) = network_plug(body) else {
+            panic!("a member port");
+        };
         assert_eq!(
             n.fixed_ips[0].host_routes,
             [HostRoute {
@@ -460,6 +479,7 @@ mod tests {
                 }],
                 mtu: Some(1450),
                 additional: Vec::new(),
+                fixed_ips: Vec::new(),
             }
         );
     }
@@ -604,7 +624,7 @@ mod tests {
             {"ip_address":"2001:DB8::9","subnet_cidr":"2001:db8::/64"}]}"#;
         assert_eq!(
             network_plug(body).unwrap(),
-            NetworkPlug {
+            PlugRequest::Network(NetworkPlug {
                 mac: Mac::parse("02:00:5e:00:00:02").unwrap(),
                 fixed_ips: vec![
                     FixedIp {
@@ -619,10 +639,37 @@ mod tests {
                     },
                 ],
                 mtu: Some(9000),
-            }
+            })
         );
         let bare = network_plug(br#"{"mac_address":"02:00:5e:00:00:02","fixed_ips":{}}"#);
-        assert_eq!(bare.unwrap().fixed_ips, []);
+        assert!(matches!(bare, Ok(PlugRequest::Network(n)) if n.fixed_ips.is_empty()));
+    }
+
+    /// Octavia's body for the VIP port (rest_api_driver post_network_plug): vip_net_info is the
+    /// plug/vip body with the VIP, and fixed_ips are the port's.
+    #[test]
+    fn a_vip_port_plugged_through_plug_network() {
+        let body = br#"{"mac_address":"02:00:5e:00:00:01","mtu":1500,"is_sriov":false,
+            "fixed_ips":[{"ip_address":"203.0.113.3","subnet_cidr":"203.0.113.0/24","host_routes":[],"gateway":"203.0.113.1"},
+                         {"ip_address":"198.51.100.3","subnet_cidr":"198.51.100.0/24","host_routes":[],"gateway":null}],
+            "vip_net_info":{"subnet_cidr":"203.0.113.0/24","gateway":"203.0.113.1","mac_address":"02:00:5e:00:00:01",
+                "vrrp_ip":"203.0.113.3","mtu":1500,"host_routes":[],"additional_vips":[],"is_sriov":false,"vip":"203.0.113.2"}}"#;
+        let Ok(PlugRequest::VipPort(v)) = network_plug(body) else {
+            panic!("the VIP port");
+        };
+        assert_eq!(
+            (v.vip, v.vrrp_ip),
+            (ip("203.0.113.2"), Some(ip("203.0.113.3")))
+        );
+        assert_eq!(v.fixed_ips.len(), 2);
+        let other = String::from_utf8_lossy(body).replace(
+            r#""gateway":"203.0.113.1","mac_address":"02:00:5e:00:00:01""#,
+            r#""gateway":"203.0.113.1","mac_address":"02:00:5e:00:00:09""#,
+        );
+        assert_eq!(
+            refusal(network_plug(other.as_bytes())),
+            invalid(INVALID_REQUEST, "vip_net_info names another port's MAC")
+        );
     }
 
     #[test]

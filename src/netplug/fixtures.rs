@@ -29,6 +29,7 @@ pub fn vip_plug() -> VipPlug {
         }],
         mtu: Some(1450),
         additional: Vec::new(),
+        fixed_ips: Vec::new(),
     }
 }
 

@@ -25,7 +25,7 @@ use crate::{logs, netns, store};
 pub use addr::{Cidr, Mac};
 pub use plug::{ExtraVip, FixedIp, HostRoute, NetworkPlug, Plug, PlugRequest, VipHolder, VipPlug};
 pub use steps::StepFailed;
-use steps::{apply, reapply_steps, reconcile, steps, undo, Side};
+use steps::{apply, reapply_steps, reconcile, reconcile_ips, steps, undo, Side};
 
 /// Routing tables for plugged VIPs start here (one per plug).
 const TABLE_BASE: u32 = 100;
@@ -53,10 +53,43 @@ pub enum Plugged {
     Updated(String),
 }
 
-/// Brings a member port to `n`: what it holds is read, then changed where it differs.
-fn converge(n: &NetworkPlug, dev: &str) -> Result<(), StepFailed> {
+/// Brings a port's fixed IPs to the plug's: what it holds is read, then changed where it
+/// differs (a VIP port's own addresses are left alone).
+fn converge(p: &Plug, dev: &str) -> Result<(), StepFailed> {
     let have = current::read(dev)?;
-    apply(&reconcile(n, &have, dev))
+    let steps = match p {
+        Plug::Network(n) => reconcile(n, &have, dev),
+        Plug::Vip { plug, .. } => {
+            reconcile_ips(&plug.fixed_ips, plug.mtu, &plug.managed(), &have, dev)
+        }
+    };
+    apply(&steps)
+}
+
+/// The VIP port `old` with the fixed IPs of `v` (a `plug/network` with `vip_net_info`); None
+/// when `v` names another VIP, which is not re-plugged here. The rest of the VIP plug stays
+/// as plugged: Octavia sends `additional_vips` empty there.
+fn vip_port(old: &Plug, v: VipPlug) -> Option<Plug> {
+    let Plug::Vip {
+        plug,
+        table,
+        extra_tables,
+        holder,
+    } = old
+    else {
+        return None;
+    };
+    if v.vip != plug.vip || v.subnet != plug.subnet {
+        return None;
+    }
+    let mut plug = plug.clone();
+    plug.fixed_ips = v.fixed_ips;
+    Some(Plug::Vip {
+        plug,
+        table: *table,
+        extra_tables: extra_tables.clone(),
+        holder: *holder,
+    })
 }
 
 /// A port's interface as found: its name, whether it is up, and whether it is still beside
@@ -174,10 +207,15 @@ impl Plugs {
         let mut list = self.lock();
         let mac = req.mac().clone();
         if let Some(i) = list.iter().position(|q| q.mac() == &mac) {
-            return match (&list[i], req) {
-                (Plug::Network(_), PlugRequest::Network(n)) => self.replug(&mut list, i, n),
-                _ => Err(PlugError::AlreadyPlugged(mac)),
+            let next = match (&list[i], req) {
+                (Plug::Network(_), PlugRequest::Network(n)) => Plug::Network(n),
+                (Plug::Network(_), PlugRequest::VipPort(v)) => Plug::Network(v.into_network()),
+                (old @ Plug::Vip { .. }, PlugRequest::VipPort(v)) => {
+                    vip_port(old, v).ok_or(PlugError::AlreadyPlugged(mac))?
+                }
+                _ => return Err(PlugError::AlreadyPlugged(mac)),
             };
+            return self.replug(&mut list, i, next);
         }
         let port = find_port(&mac).ok_or(PlugError::NoInterface)?;
         if port.up {
@@ -203,6 +241,9 @@ impl Plugs {
                 }
             }
             PlugRequest::Network(n) => Plug::Network(n),
+            // A first plug through plug/network is a member port, VIP information or not,
+            // as with Octavia's agent.
+            PlugRequest::VipPort(v) => Plug::Network(v.into_network()),
         };
         let dev = port.bring_in()?;
         let done = steps(&p, &dev, side());
@@ -233,27 +274,25 @@ impl Plugs {
         store::write_atomic(&self.path, &bytes, 0o640)
     }
 
-    /// A member port plugged again (Octavia sends the whole new list after a subnet is added
+    /// A port plugged again (Octavia sends the whole new fixed IP list after a subnet is added
     /// or removed): the record takes the new fixed IPs first, then the interface is brought to
-    /// them. A crash in between is finished when the agent starts, which brings every member
-    /// port to its record; a step that fails puts record and interface back as they were.
-    fn replug(&self, list: &mut Vec<Plug>, i: usize, n: NetworkPlug) -> Result<Plugged, PlugError> {
-        let dev = find_port(&n.mac)
+    /// them. A crash in between is finished when the agent starts, which brings every port's
+    /// fixed IPs to its record; a step that fails puts record and interface back as they were.
+    fn replug(&self, list: &mut Vec<Plug>, i: usize, p: Plug) -> Result<Plugged, PlugError> {
+        let dev = find_port(p.mac())
             .ok_or(PlugError::NoInterface)?
             .bring_in()?;
         let mut next = list.clone();
-        next[i] = Plug::Network(n.clone());
+        next[i] = p;
         self.record(&next).map_err(PlugError::Io)?;
-        if let Err(e) = converge(&n, &dev) {
-            if let Plug::Network(old) = &list[i] {
-                let back = self.record(list).map_err(|e| e.to_string());
-                if let Err(why) = back.and_then(|_| converge(old, &dev).map_err(|e| e.to_string()))
-                {
-                    logs::error(&format!(
-                        "re-plug of {} on {dev}: not put back: {why}",
-                        n.mac
-                    ));
-                }
+        if let Err(e) = converge(&next[i], &dev) {
+            let back = self.record(list).map_err(|e| e.to_string());
+            if let Err(why) = back.and_then(|_| converge(&list[i], &dev).map_err(|e| e.to_string()))
+            {
+                logs::error(&format!(
+                    "re-plug of {} on {dev}: not put back: {why}",
+                    list[i].mac()
+                ));
             }
             return Err(PlugError::Failed(e));
         }
@@ -281,11 +320,12 @@ impl Plugs {
             match find_port(mac).map(|port| port.bring_in()) {
                 Some(Err(e)) => logs::error(&format!("plug {mac}: {e:?}")),
                 Some(Ok(dev)) => {
-                    let failed = match p {
-                        // A re-plug a crash cut short is finished here.
-                        Plug::Network(n) => converge(n, &dev).err().into_iter().collect(),
+                    let mut failed = match p {
+                        Plug::Network(_) => Vec::new(),
                         Plug::Vip { .. } => reapply_steps(&steps(p, &dev, side())),
                     };
+                    // A re-plug a crash cut short is finished here.
+                    failed.extend(converge(p, &dev).err());
                     if failed.is_empty() {
                         logs::info(&format!("plug {mac} re-applied on {dev}"));
                     }

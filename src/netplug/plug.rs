@@ -52,6 +52,30 @@ pub struct VipPlug {
     pub host_routes: Vec<HostRoute>,
     pub mtu: Option<u32>,
     pub additional: Vec<ExtraVip>,
+    /// Further addresses of the VIP port (member subnets on the VIP network), which re-plugs
+    /// of the port through `plug/network` bring; empty from `plug/vip`.
+    pub fixed_ips: Vec<FixedIp>,
+}
+
+impl VipPlug {
+    /// The port as a member port: what a first plug through `plug/network` makes of it, as
+    /// Octavia's agent does.
+    pub(super) fn into_network(self) -> NetworkPlug {
+        NetworkPlug {
+            mac: self.mac,
+            fixed_ips: self.fixed_ips,
+            mtu: self.mtu,
+        }
+    }
+
+    /// The addresses the VIP plug and keepalived manage on the port, as distinct from its
+    /// `fixed_ips`.
+    pub(super) fn managed(&self) -> Vec<IpAddr> {
+        let mut ips: Vec<IpAddr> = self.vrrp_ip.into_iter().collect();
+        ips.push(self.vip);
+        ips.extend(self.additional.iter().map(|x| x.ip));
+        ips
+    }
 }
 
 /// A member network's port to plug.
@@ -66,12 +90,14 @@ pub struct NetworkPlug {
 pub enum PlugRequest {
     Vip(VipPlug),
     Network(NetworkPlug),
+    /// `plug/network` for the VIP port (with `vip_net_info`): the port's fixed IPs change.
+    VipPort(VipPlug),
 }
 
 impl PlugRequest {
     pub(super) fn mac(&self) -> &Mac {
         match self {
-            PlugRequest::Vip(p) => &p.mac,
+            PlugRequest::Vip(p) | PlugRequest::VipPort(p) => &p.mac,
             PlugRequest::Network(n) => &n.mac,
         }
     }
@@ -175,7 +201,7 @@ impl From<Plug> for PlugRecord {
                 vrrp_ip: plug.vrrp_ip,
                 host_routes: plug.host_routes,
                 mtu: plug.mtu,
-                fixed_ips: Vec::new(),
+                fixed_ips: plug.fixed_ips,
                 table: Some(table),
                 vip_holder: holder,
                 additional_vips: plug
@@ -218,25 +244,22 @@ impl TryFrom<PlugRecord> for Plug {
             VipHolder::Keepalived => Some(Vec::new()),
         };
         match (r.vip, r.subnet_cidr, r.table, extra_tables) {
-            (Some(vip), Some(subnet), Some(table), Some(extra_tables))
-                if r.fixed_ips.is_empty() =>
-            {
-                Ok(Plug::Vip {
-                    plug: VipPlug {
-                        vip,
-                        subnet,
-                        gateway: r.gateway,
-                        mac: r.mac_address,
-                        vrrp_ip: r.vrrp_ip,
-                        host_routes: r.host_routes,
-                        mtu: r.mtu,
-                        additional: r.additional_vips.into_iter().map(|v| v.vip).collect(),
-                    },
-                    table,
-                    extra_tables,
-                    holder: r.vip_holder,
-                })
-            }
+            (Some(vip), Some(subnet), Some(table), Some(extra_tables)) => Ok(Plug::Vip {
+                plug: VipPlug {
+                    vip,
+                    subnet,
+                    gateway: r.gateway,
+                    mac: r.mac_address,
+                    vrrp_ip: r.vrrp_ip,
+                    host_routes: r.host_routes,
+                    mtu: r.mtu,
+                    additional: r.additional_vips.into_iter().map(|v| v.vip).collect(),
+                    fixed_ips: r.fixed_ips,
+                },
+                table,
+                extra_tables,
+                holder: r.vip_holder,
+            }),
             (None, None, None, _) if network_only => Ok(Plug::Network(NetworkPlug {
                 mac: r.mac_address,
                 fixed_ips: r.fixed_ips,
@@ -315,6 +338,7 @@ mod tests {
             host_routes: Vec::new(),
             mtu: None,
             additional: Vec::new(),
+            fixed_ips: Vec::new(),
         };
         assert_eq!(
             plugs,

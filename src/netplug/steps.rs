@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::{netns, process};
 
 use super::current::Current;
-use super::{Cidr, HostRoute, NetworkPlug, Plug, VipHolder, VipPlug};
+use super::{Cidr, FixedIp, HostRoute, NetworkPlug, Plug, VipHolder, VipPlug};
 
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -78,7 +78,8 @@ pub(super) fn reapply_steps(steps: &[Step]) -> Vec<StepFailed> {
     steps
         .iter()
         .filter_map(|s| run_ip(&s.run).err())
-        .filter(|e| !e.output.contains("File exists"))
+        // Already there: IPv4 and routes say "File exists", IPv6 addresses "already assigned".
+        .filter(|e| !e.output.contains("File exists") && !e.output.contains("already assigned"))
         .collect()
 }
 
@@ -126,6 +127,7 @@ pub(super) fn steps(p: &Plug, dev: &str, side: Side) -> Vec<Step> {
             holder,
         } => {
             let mut s = vip_steps(plug, *table, extra_tables, *holder, dev);
+            s.extend(port_ips(plug, dev));
             if side == Side::Tenant {
                 s.extend(default_routes(plug, dev));
             }
@@ -152,28 +154,37 @@ pub(super) fn steps(p: &Plug, dev: &str, side: Side) -> Vec<Step> {
 /// The steps that bring `dev` from what it holds (`have`) to the network plug `want`: addresses
 /// and host routes it should not hold go, missing ones come, the link is up with the MTU.
 pub(super) fn reconcile(want: &NetworkPlug, have: &Current, dev: &str) -> Vec<Step> {
-    let wanted: Vec<(IpAddr, u8)> = want
-        .fixed_ips
-        .iter()
-        .map(|f| (f.ip, f.subnet.len))
-        .collect();
-    let routes: Vec<&HostRoute> = want.fixed_ips.iter().flat_map(|f| &f.host_routes).collect();
+    reconcile_ips(&want.fixed_ips, want.mtu, &[], have, dev)
+}
+
+/// The same for the fixed IPs of a port, leaving alone the addresses in `keep` (a VIP port's
+/// own, which its plug or keepalived manage).
+pub(super) fn reconcile_ips(
+    fixed_ips: &[FixedIp],
+    mtu: Option<u32>,
+    keep: &[IpAddr],
+    have: &Current,
+    dev: &str,
+) -> Vec<Step> {
+    let wanted: Vec<(IpAddr, u8)> = fixed_ips.iter().map(|f| (f.ip, f.subnet.len)).collect();
+    let routes: Vec<&HostRoute> = fixed_ips.iter().flat_map(|f| &f.host_routes).collect();
     let mut s = Vec::new();
     for r in have.routes.iter().filter(|r| !routes.contains(r)) {
         s.extend(host_route(r, dev).undo.map(|run| Step { run, undo: None }));
     }
-    for (ip, len) in have.addresses.iter().filter(|a| !wanted.contains(a)) {
+    let stray = |a: &&(IpAddr, u8)| !wanted.contains(a) && !keep.contains(&a.0);
+    for (ip, len) in have.addresses.iter().filter(stray) {
         s.push(Step {
             run: argv!["addr", "del", format!("{ip}/{len}"), "dev", dev],
             undo: None,
         });
     }
-    for f in &want.fixed_ips {
+    for f in fixed_ips {
         if !have.addresses.contains(&(f.ip, f.subnet.len)) {
             s.push(address(f.ip, &f.subnet, dev));
         }
     }
-    s.push(link_up(dev, want.mtu));
+    s.push(link_up(dev, mtu));
     for r in routes.into_iter().filter(|r| !have.routes.contains(r)) {
         s.push(host_route(r, dev));
     }
@@ -246,6 +257,22 @@ fn vip_steps(
             s.extend(source_table(&extra, *t, dev));
         }
     }
+    s
+}
+
+/// A VIP port's further fixed IPs and their routes (those that are not its VIPs or vrrp_ip).
+fn port_ips(p: &VipPlug, dev: &str) -> Vec<Step> {
+    let managed = p.managed();
+    let extra = p.fixed_ips.iter().filter(|f| !managed.contains(&f.ip));
+    let mut s: Vec<Step> = extra
+        .clone()
+        .map(|f| address(f.ip, &f.subnet, dev))
+        .collect();
+    s.extend(
+        extra
+            .flat_map(|f| &f.host_routes)
+            .map(|r| host_route(r, dev)),
+    );
     s
 }
 

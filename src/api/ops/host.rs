@@ -98,7 +98,7 @@ pub fn execute(ctx: &Ctx, op: HostOp) -> Result<Outcome, DomainError> {
         HostOp::Plug(req) => {
             let vip = match &req {
                 PlugRequest::Vip(v) => Some(v.vip),
-                PlugRequest::Network(_) => None,
+                PlugRequest::Network(_) | PlugRequest::VipPort(_) => None,
             };
             // In an ACTIVE_STANDBY pair (Octavia's agent config, or the v0.1 topology)
             // keepalived holds the VIP, on the MASTER only.
