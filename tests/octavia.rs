@@ -1,11 +1,14 @@
 //! Octavia's own controller code drives the real agent: tests/octavia/conformance.py runs
 //! `rest_api_driver`'s client and driver classes and Octavia's jinja templates, from PyPI's
 //! `octavia` package in a venv this test makes, against lbagent over HTTPS with client
-//! certificates. Skipped (with a SKIP line) only when PyPI cannot be reached, and never under CI.
+//! certificates; tests/octavia/heartbeats.py feeds its health manager the agent's heartbeats, and
+//! tests/octavia/active_standby.py sets up and fails over an ACTIVE_STANDBY pair in network
+//! namespaces. Skipped (with a SKIP line) only when PyPI cannot be reached or, for the pair,
+//! without root, and never under CI.
 
 mod common;
 
-use common::{Agent, Pki, TempDir};
+use common::{Agent, Netns, Pki, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -225,4 +228,173 @@ agent_server_cert = {}\namphora_id = {AMPHORA_ID}\n",
     assert!(status.success(), "{text}\nagent log:\n{log}");
     assert!(!text.contains("FAIL "), "{text}");
     assert!(text.contains("PASS  C07 "), "{text}");
+}
+
+/// The second amphora of the ACTIVE_STANDBY pair.
+const BACKUP_ID: &str = "0c1e4b6d-93a7-4f3e-8d2a-5b7c9e1f2a40";
+
+/// An amphora of the pair: a network namespace with a management port (addressed, as the
+/// image's boot leaves it) and a VIP-network port left down and unaddressed for the plug, and the
+/// agent in it on an amphora-agent.conf. Fields drop in order: the agent, then its HAProxies and
+/// keepalived (with the directory), then the namespace.
+struct Amphora {
+    agent: Agent,
+    dir: TempDir,
+    ns: Netns,
+    id: &'static str,
+    mgmt: &'static str,
+    mac: &'static str,
+}
+
+impl Amphora {
+    fn new(
+        client: &Netns,
+        (tag, id, mgmt, mac): (&str, &'static str, &'static str, &'static str),
+        pki: &Pki,
+        bundle: &Path,
+    ) -> Amphora {
+        let ns = Netns::new(tag);
+        let (to_mgmt, to_vip) = (format!("mgmt-{tag}"), format!("vip-{tag}"));
+        // The management port, addressed as the image's boot leaves it; the VIP network's port,
+        // with its Neutron MAC, down and unaddressed until the plug.
+        for (dev, peer, bridge) in [("eth0", &to_mgmt, "br-mgmt"), ("eth1", &to_vip, "br-vip")] {
+            let add = ["link", "add", dev, "type", "veth", "peer", "name"];
+            ns.ip(&[&add[..], &[peer, "netns", &client.name]].concat());
+            client.ip(&["link", "set", peer, "master", bridge, "up"]);
+        }
+        ns.ip(&["link", "set", "eth1", "address", mac]);
+        ns.ip(&["addr", "add", &format!("{mgmt}/24"), "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+        // The image's setting: the standby's HAProxy binds the VIP it does not hold. (A process
+        // in the namespace sees its /proc/sys/net: no sysctl(8) needed.)
+        let nonlocal_bind = "echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind";
+        common::run(
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name, "sh", "-c"])
+                .arg(nonlocal_bind),
+        );
+        let dir = TempDir::new(tag);
+        let base = dir.path("base");
+        let ini = format!(
+            "[DEFAULT]\ndebug = False\n[haproxy_amphora]\nbase_cert_dir = {0}/certs\n\
+base_path = {0}\nbind_host = {mgmt}\nbind_port = 9443\n[amphora_agent]\nagent_server_ca = {1}\n\
+agent_server_cert = {2}\namphora_id = {id}\n[controller_worker]\n\
+loadbalancer_topology = ACTIVE_STANDBY\n",
+            base.display(),
+            pki.file("ca.pem"),
+            bundle.display()
+        );
+        let agent = Agent::start_octavia_in(&dir, &ini, Some(&ns.name));
+        Amphora {
+            agent,
+            dir,
+            ns,
+            id,
+            mgmt,
+            mac,
+        }
+    }
+
+    fn logs(&self) -> String {
+        let keepalived = self.dir.path("base/keepalived/keepalived.log");
+        format!(
+            "--- {} agent log:\n{}--- keepalived log:\n{}",
+            self.id,
+            self.agent.app_log(),
+            std::fs::read_to_string(keepalived).unwrap_or_default()
+        )
+    }
+}
+
+/// Issue 19's proof with Octavia's own controller code (tests/octavia/active_standby.py): an
+/// ACTIVE_STANDBY pair set up as Octavia's controller sets it up (agent config, VIP plug,
+/// keepalived config, a load balancer whose stick table is synced through `peers`) holds the VIP
+/// on its MASTER only, syncs the client's stick-table entry to the BACKUP, and fails over within
+/// seconds, the client served again on the new holder's MAC, when the MASTER's keepalived stops
+/// and when the holder's HAProxy hangs. The controller runs in the client's namespace, which is
+/// the VIP network's gateway and the management network's host.
+#[test]
+fn octavias_active_standby_pair_fails_over() {
+    const TEST: &str = "octavias_active_standby_pair_fails_over";
+    if common::lacks_root(TEST, "for network namespaces and keepalived") {
+        return;
+    }
+    let Some(python) = octavia_python(NEWEST) else {
+        common::skip(TEST, "PyPI is unreachable, cannot install Octavia");
+        return;
+    };
+    let started = std::time::Instant::now();
+    let pki = Pki::new();
+    // Octavia's client checks the agent's certificate against the amphora id: one certificate
+    // names both.
+    pki.issue(
+        "amphorae",
+        "/CN=amphorae",
+        &format!("subjectAltName=DNS:{AMPHORA_ID},DNS:{BACKUP_ID}\nextendedKeyUsage=serverAuth\n"),
+    );
+    let bundle = pki.dir.write(
+        "amphorae-bundle.pem",
+        &format!(
+            "{}{}",
+            std::fs::read_to_string(pki.file("amphorae.key")).unwrap(),
+            std::fs::read_to_string(pki.file("amphorae.pem")).unwrap()
+        ),
+    );
+    let client = Netns::new("hacli");
+    for (bridge, address) in [("br-mgmt", "198.51.100.1/24"), ("br-vip", "203.0.113.1/24")] {
+        client.ip(&["link", "add", bridge, "type", "bridge"]);
+        client.ip(&["addr", "add", address, "dev", bridge]);
+        client.ip(&["link", "set", bridge, "up"]);
+    }
+    // The member the script serves.
+    client.ip(&["addr", "add", "203.0.113.100/24", "dev", "br-vip"]);
+    let pair = [
+        ("haa", AMPHORA_ID, "198.51.100.11", "fa:16:3e:19:00:0a"),
+        ("hab", BACKUP_ID, "198.51.100.12", "fa:16:3e:19:00:0b"),
+    ]
+    .map(|spec| Amphora::new(&client, spec, &pki, &bundle));
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/octavia/active_standby.py");
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &client.name])
+        .arg(&python)
+        .arg(&script)
+        .args(["--ca", &pki.file("ca.pem")])
+        .args(["--cert", &pki.file("client.pem")])
+        .args(["--key", &pki.file("client.key")])
+        .arg("--server-cert")
+        .arg(&bundle)
+        .args(["--port", "9443"]);
+    for amp in &pair {
+        cmd.args(["--amphora", amp.id, amp.mgmt])
+            .arg(amp.dir.path("base"))
+            .args([&amp.ns.name, amp.mac]);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    let logs = || pair.iter().map(Amphora::logs).collect::<String>();
+    assert!(out.status.success(), "{text}\n{}", logs());
+    assert!(!text.contains("FAIL "), "{text}");
+    assert!(text.contains("PASS  D10 "), "{text}");
+
+    // Nothing is left behind: no HAProxy or keepalived, no namespace.
+    let dirs: Vec<String> = pair.iter().map(|a| a.dir.0.display().to_string()).collect();
+    let mut names: Vec<String> = pair.iter().map(|a| a.ns.name.clone()).collect();
+    names.push(client.name.clone());
+    drop(pair);
+    drop(client);
+    for dir in &dirs {
+        let left = common::haproxy_pids(dir);
+        assert!(left.is_empty(), "still running under {dir}: {left:?}");
+    }
+    let list = common::run(Command::new("ip").args(["netns", "list"]));
+    let list = String::from_utf8_lossy(&list.stdout);
+    for name in &names {
+        let left = list
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(name.as_str()));
+        assert!(!left, "{name} left: {list}");
+    }
+    eprintln!("{TEST}: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -283,13 +283,18 @@ impl Agent {
     /// Started on Octavia's `amphora-agent.conf` (INI) in `dir`, which names no log file: the
     /// agent logs to stderr, kept in `dir`'s agent.log.
     pub fn start_octavia(dir: &TempDir, ini: &str) -> Agent {
+        Agent::start_octavia_in(dir, ini, None)
+    }
+
+    /// The same, inside a network namespace (an amphora's).
+    pub fn start_octavia_in(dir: &TempDir, ini: &str, netns: Option<&str>) -> Agent {
         let path = dir.write("amphora-agent.conf", ini);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.path("agent.log"))
             .unwrap();
-        Agent::launch(dir, &path, None, Stdio::from(log))
+        Agent::launch(dir, &path, netns, Stdio::from(log))
     }
 
     /// Started again on the `amphora-agent.conf` in `dir`, as it is now (a push replaces it).
