@@ -147,7 +147,12 @@ pub fn vrrp_check(state_dir: &Path) -> ExitCode {
 
 /// Logs, then the state and certificate directories, cleaned of writes a crash cut short.
 fn prepare(mut cfg: Config) -> Result<Config, String> {
-    logs::init(cfg.accesslog.as_deref(), cfg.logfile.as_deref(), cfg.debug)?;
+    logs::init(
+        cfg.accesslog.as_deref(),
+        cfg.logfile.as_deref(),
+        cfg.syslog.as_ref(),
+        cfg.debug,
+    )?;
     // Absolute and free of symlinks: HAProxy runs in listeners' run directories, and adoption
     // recognises a master by its working directory.
     cfg.state_dir = prepare_dir("state_dir", &cfg.state_dir, 0o750)?;
@@ -174,7 +179,13 @@ fn context(cfg: Arc<Config>, server_cert: Option<tls::ServerCert>) -> Result<api
     let plugs = netplug::Plugs::open(&cfg.state_dir)?;
     // Interfaces come back down after a reboot: put the recorded plugs back first.
     plugs.reapply();
-    let keepalived = Arc::new(keepalived::Keepalived::new(&cfg.state_dir, &cfg.keepalived));
+    // keepalived logs to syslog as local0-7 only: the agent's facility when it is one of them.
+    let local = cfg.syslog.as_ref().and_then(|t| t.facility.checked_sub(16));
+    let keepalived = Arc::new(keepalived::Keepalived::new(
+        &cfg.state_dir,
+        &cfg.keepalived,
+        local.filter(|n| *n <= 7),
+    ));
     keepalived.recover();
     let sampler = Arc::new(system::Sampler::default());
     start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;

@@ -49,15 +49,18 @@ pub enum Ran {
 
 pub struct Keepalived {
     bin: PathBuf,
+    /// `--log-facility`: keepalived's syslog lines as local0-7, the agent's own facility.
+    log_facility: Option<u8>,
     state_dir: PathBuf,
     dir: PathBuf,
     running: Mutex<Option<Daemon>>,
 }
 
 impl Keepalived {
-    pub fn new(state_dir: &Path, bin: &Path) -> Self {
+    pub fn new(state_dir: &Path, bin: &Path, log_facility: Option<u8>) -> Self {
         Keepalived {
             bin: bin.to_path_buf(),
+            log_facility,
             state_dir: state_dir.to_path_buf(),
             dir: state_dir.join("keepalived"),
             running: Mutex::new(None),
@@ -256,24 +259,24 @@ impl Keepalived {
             let _ = fs::remove_file(self.file(f));
         }
         let (pidfile, checkers) = (self.file("keepalived.pid"), self.file("checkers.pid"));
-        let (program, args) = netns::wrap(
-            self.bin.as_os_str(),
-            &[
-                // Foreground, logging to our file: the agent owns its lifetime and its messages.
-                "--dont-fork".as_ref(),
-                "--log-console".as_ref(),
-                "--log-detail".as_ref(),
-                "--vrrp".as_ref(),
-                "-f".as_ref(),
-                conf.as_os_str(),
-                "-p".as_ref(),
-                pidfile.as_os_str(),
-                "-r".as_ref(),
-                vrrp_pid.as_os_str(),
-                "-c".as_ref(),
-                checkers.as_os_str(),
-            ],
-        );
+        let facility = self.log_facility.map(|n| format!("--log-facility={n}"));
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            // Foreground, logging to our file: the agent owns its lifetime and its messages.
+            "--dont-fork".as_ref(),
+            "--log-console".as_ref(),
+            "--log-detail".as_ref(),
+            "--vrrp".as_ref(),
+            "-f".as_ref(),
+            conf.as_os_str(),
+            "-p".as_ref(),
+            pidfile.as_os_str(),
+            "-r".as_ref(),
+            vrrp_pid.as_os_str(),
+            "-c".as_ref(),
+            checkers.as_os_str(),
+        ];
+        args.extend(facility.as_deref().map(std::ffi::OsStr::new));
+        let (program, args) = netns::wrap(self.bin.as_os_str(), &args);
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())

@@ -29,6 +29,7 @@ mod process;
 mod server;
 mod signals;
 mod store;
+mod syslog;
 mod system;
 mod timefmt;
 mod tls;

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::syslog;
 use crate::timefmt::Utc;
 
 struct Sink {
@@ -48,14 +49,24 @@ impl Sink {
 pub struct Logs {
     access: Mutex<Sink>,
     app: Mutex<Sink>,
+    /// The application log goes here when set; to `app` while the socket is unavailable.
+    syslog: Option<syslog::Sender>,
+    /// Whether the last line could not go to syslog (said once, not per line).
+    syslog_down: AtomicBool,
     /// Octavia's controller turns it on and off at run time.
     debug: AtomicBool,
 }
 
 static LOGS: OnceLock<Logs> = OnceLock::new();
 
-/// Opens both logs; on failure says which key's file could not be opened.
-pub fn init(access: Option<&Path>, app: Option<&Path>, debug: bool) -> Result<(), String> {
+/// Opens both logs; on failure says which key's file could not be opened. With a syslog
+/// target, application lines go there, and to `app` only while it is unavailable.
+pub fn init(
+    access: Option<&Path>,
+    app: Option<&Path>,
+    syslog: Option<&syslog::Target>,
+    debug: bool,
+) -> Result<(), String> {
     let open = |key: &str, p: Option<&Path>| {
         Sink::open(p).map_err(|e| {
             let shown = p.map(|p| p.display().to_string()).unwrap_or_default();
@@ -65,6 +76,8 @@ pub fn init(access: Option<&Path>, app: Option<&Path>, debug: bool) -> Result<()
     let logs = Logs {
         access: Mutex::new(open("accesslog", access)?),
         app: Mutex::new(open("logfile", app)?),
+        syslog: syslog.cloned().map(syslog::Sender::new),
+        syslog_down: AtomicBool::new(false),
         debug: AtomicBool::new(debug),
     };
     let _ = LOGS.set(logs);
@@ -88,11 +101,33 @@ pub fn reopen() {
 }
 
 fn app(level: &str, msg: &str) {
-    let line = format!("{} {level} {msg}\n", Utc::now().iso());
-    match LOGS.get() {
-        Some(l) => l.app.lock().unwrap_or_else(|p| p.into_inner()).write(&line),
-        None => eprint!("{line}"),
+    let Some(l) = LOGS.get() else {
+        eprintln!("{} {level} {msg}", Utc::now().iso());
+        return;
+    };
+    let sink = |line: &str| l.app.lock().unwrap_or_else(|p| p.into_inner()).write(line);
+    if let Some(s) = &l.syslog {
+        let sent = s.send(level, msg);
+        // Said once when it goes and once when it comes back; meanwhile the lines stay here.
+        if sent == l.syslog_down.swap(!sent, Ordering::Relaxed) {
+            let (how, what) = match sent {
+                true => ("INFO", "is back: the application log goes there again"),
+                false => (
+                    "WARN",
+                    "is unavailable: the application log goes here meanwhile",
+                ),
+            };
+            let said = format!("syslog socket {} {what}", s.socket().display());
+            sink(&format!("{} {how} {said}\n", Utc::now().iso()));
+            if sent {
+                s.send(how, &said);
+            }
+        }
+        if sent {
+            return;
+        }
     }
+    sink(&format!("{} {level} {msg}\n", Utc::now().iso()));
 }
 
 pub fn error(msg: &str) {

@@ -63,6 +63,18 @@ impl Utc {
         )
     }
 
+    /// BSD syslog's (RFC 3164), as glibc's syslog(3) writes it: `Nov  6 15:22:39`.
+    pub fn rfc3164(&self) -> String {
+        format!(
+            "{} {:>2} {:02}:{:02}:{:02}",
+            MONTHS[(self.month as usize).saturating_sub(1) % 12],
+            self.day,
+            self.hour,
+            self.min,
+            self.sec
+        )
+    }
+
     /// ISO 8601: `2026-11-26T15:22:39Z`.
     pub fn iso(&self) -> String {
         format!(
@@ -85,6 +97,8 @@ mod tests {
         let t = Utc::from_unix(1_351_538_508);
         assert_eq!(t.iso(), "2012-10-29T19:21:48Z");
         assert_eq!(t.weekday, 1);
+        assert_eq!(t.rfc3164(), "Oct 29 19:21:48");
+        assert_eq!(Utc::from_unix(0).rfc3164(), "Jan  1 00:00:00");
         assert_eq!(
             Utc::from_unix(1_795_706_559).clf(),
             "26/Nov/2026:15:22:39 +0000"

@@ -42,7 +42,13 @@ fn keepalived_upload_start_reload_stop() {
     }
     let ns = vrrp_netns("vrrp");
     let dir = TempDir::new("vrrp");
-    let agent = Agent::start_in(&dir, "", Some(&ns.name));
+    // The agent's syslog facility is keepalived's too (its socket is absent here: the agent's
+    // lines go to its file).
+    let syslog = format!(
+        "syslog: {}\nsyslog_facility: local3\n",
+        dir.path("no.sock").display()
+    );
+    let agent = Agent::start_in(&dir, &syslog, Some(&ns.name));
     let conf_of = |c: String| Some(c.into_bytes());
 
     let r = call(&agent, &dir, "PUT", "/v0.1/vrrp/dance", None);
@@ -75,6 +81,11 @@ fn keepalived_upload_start_reload_stop() {
     });
     let pids = common::haproxy_pids(&dir.0.display().to_string());
     assert!(!pids.is_empty(), "keepalived runs");
+    for pid in &pids {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        assert!(args.contains(&&b"--log-facility=3"[..]), "keepalived {pid}");
+    }
     // Start of a running keepalived reloads it.
     assert_eq!(
         call(&agent, &dir, "PUT", "/v0.1/vrrp/start", None).details(),

@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::names::ProxyName;
+use crate::syslog;
+
+/// The syslog facility of a YAML config that names none.
+const DAEMON: u8 = 3;
 
 mod octavia;
 
@@ -85,6 +89,8 @@ pub struct Config {
     /// The network namespace VIP and member ports, HAProxy and keepalived live in (Octavia's
     /// `amphora-haproxy`); none: the agent's own.
     pub tenant_namespace: Option<String>,
+    /// The application log's syslog socket and facility; none: `logfile` or stderr only.
+    pub syslog: Option<syslog::Target>,
 }
 
 impl Default for Config {
@@ -113,6 +119,7 @@ impl Default for Config {
             mutable: Mutable::default(),
             agent_conf: None,
             tenant_namespace: None,
+            syslog: None,
         }
     }
 }
@@ -248,6 +255,20 @@ fn as_server(key: &str, v: &Value, problems: &mut Vec<Problem>) -> Option<String
 
 /// The API families named, sorted and without repeats; the known ones still count when others
 /// are unknown, so that each unknown name is its own problem.
+/// A syslog facility: `daemon`, `local1`, `LOG_LOCAL1` or its number.
+fn as_facility(k: &str, v: &Value, p: &mut Vec<Problem>) -> Option<u8> {
+    let name = as_string(k, v, p)?;
+    let f = syslog::facility(&name);
+    if f.is_none() {
+        p.push(Problem::new(
+            k,
+            name,
+            "a syslog facility: kern, user, daemon, ..., local0-local7, or 0-23",
+        ));
+    }
+    f
+}
+
 /// A network namespace's name (a file under /run/netns).
 fn as_namespace(k: &str, v: &Value, p: &mut Vec<Problem>) -> Option<String> {
     let name = as_string(k, v, p)?;
@@ -350,6 +371,8 @@ struct RawConfig {
     amphora_id: Option<String>,
     apis: Option<Vec<Api>>,
     tenant_namespace: Option<String>,
+    syslog: Option<PathBuf>,
+    syslog_facility: Option<u8>,
     /// HApi frontends (unknown keys holding string lists); no such key leaves it empty.
     frontends: BTreeMap<String, Vec<ProxyName>>,
 }
@@ -394,6 +417,8 @@ impl RawConfig {
             "amphora_id" => self.amphora_id = as_string(k, v, p),
             "apis" => self.apis = as_apis(k, v, p),
             "tenant_namespace" => self.tenant_namespace = as_namespace(k, v, p),
+            "syslog" => self.syslog = as_path(k, v, p),
+            "syslog_facility" => self.syslog_facility = as_facility(k, v, p),
             _ => {
                 if let Some(backends) = as_frontend(k, v, p) {
                     self.frontends.insert(k.to_string(), backends);
@@ -435,6 +460,10 @@ impl RawConfig {
             },
             agent_conf: None,
             tenant_namespace: self.tenant_namespace,
+            syslog: self.syslog.map(|socket| syslog::Target {
+                socket,
+                facility: self.syslog_facility.unwrap_or(DAEMON),
+            }),
         };
         check_security(&c, p);
         c
@@ -611,6 +640,23 @@ mod tests {
         assert_eq!(keys, ["port", "bogus", "workers", "debug"]);
         assert_eq!(p[1].why, "unknown key");
         assert_eq!(p[0].value, "70000");
+    }
+
+    #[test]
+    fn syslog_with_its_facility() {
+        let c = parse("syslog: /dev/log\nsyslog_facility: local1\n").unwrap();
+        let t = c.syslog.unwrap();
+        assert_eq!((t.socket, t.facility), (PathBuf::from("/dev/log"), 17));
+        assert_eq!(
+            parse("syslog: /dev/log\n")
+                .unwrap()
+                .syslog
+                .unwrap()
+                .facility,
+            DAEMON
+        );
+        let p = problems("syslog: /dev/log\nsyslog_facility: local9\n");
+        assert_eq!(p[0].key, "syslog_facility", "{p:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_norway::Value;
 
 use super::{as_bool, as_ip, as_namespace, as_path, as_uint, Api, Config, Problem, RawConfig};
 use crate::ini::{self, Ini};
+use crate::syslog;
 
 /// Octavia's defaults where its file says nothing (`octavia/common/config.py`).
 const BASE_PATH: &str = "/var/lib/octavia";
@@ -16,6 +17,9 @@ const BASE_CERT_DIR: &str = "/var/lib/octavia/certs";
 const BIND_HOST: &str = "::";
 const BIND_PORT: u16 = 9443;
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+const ADMIN_LOG_FACILITY: u8 = 1;
+/// The socket the amphora image's rsyslog listens on (`55-octavia-socket.conf`).
+const SYSLOG_SOCKET: &str = "/run/rsyslog/octavia/log";
 
 /// One of `[health_manager] controller_ip_port_list`: a controller's health manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +124,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     raw.apis = Some(vec![Api::Amphora]);
     let mutable = mutable_of(&ini, &mut p);
     raw.debug = Some(mutable.debug);
+    let syslog = syslog_of(&ini, &mut p);
     let mut cfg = raw.validate(&mut p);
+    cfg.syslog = syslog;
     // The rules between keys speak of the YAML's keys: name the INI's.
     for problem in &mut p {
         let ini_key = match problem.key.as_str() {
@@ -138,6 +144,40 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     } else {
         Err(p)
     }
+}
+
+/// `[DEFAULT] use_syslog`: the application log to the image's rsyslog socket (or
+/// `[amphora_agent] syslog_socket`, lbagent's own key) with the facility
+/// `local<[haproxy_amphora] administrative_log_facility>`, as Octavia's agent logs.
+fn syslog_of(ini: &Ini, p: &mut Vec<Problem>) -> Option<syslog::Target> {
+    let on = ini.get("DEFAULT", "use_syslog").and_then(|v| {
+        let b = ini::boolean(v);
+        if b.is_none() {
+            p.push(Problem::new(
+                &key("DEFAULT", "use_syslog"),
+                v,
+                "must be true or false",
+            ));
+        }
+        b
+    });
+    if on != Some(true) {
+        return None;
+    }
+    let admin = match ini.get("haproxy_amphora", "administrative_log_facility") {
+        Some(v) => {
+            let k = key("haproxy_amphora", "administrative_log_facility");
+            as_uint(&k, &Value::String(v.to_string()), 0, 7, p)? as u8
+        }
+        None => ADMIN_LOG_FACILITY,
+    };
+    let socket = ini
+        .get("amphora_agent", "syslog_socket")
+        .unwrap_or(SYSLOG_SOCKET);
+    Some(syslog::Target {
+        socket: PathBuf::from(socket),
+        facility: 16 + admin,
+    })
 }
 
 /// The settings a `PUT /1.0/config` applies at once (the rest waits for the next start).
