@@ -427,20 +427,15 @@ fn a_dual_stack_vip_with_two_additional_vips_answers_on_all_of_them() {
         .ip(&["route", "show", "table", "102"])
         .contains("192.0.2.0/24 via 198.51.100.1"));
 
-    let lb = "global\n    maxconn 100\ndefaults\n    mode http\n    timeout client 5s\n\
-    timeout server 5s\n    timeout connect 5s\nfrontend f\n    bind 203.0.113.2:8080\n\
-    bind [2001:db8:5::2]:8080\n    bind 198.51.100.2:8080\n\
-    http-request return status 200 content-type text/plain string served\n";
-    let r = call(
-        &agent,
-        &dir,
-        "PUT",
-        "/1.0/loadbalancer/amp/lbm/haproxy",
-        Some(lb.as_bytes()),
+    let lb = common::http_lb(
+        &[
+            "203.0.113.2:8080",
+            "[2001:db8:5::2]:8080",
+            "198.51.100.2:8080",
+        ],
+        "    http-request return status 200 content-type text/plain string served\n",
     );
-    assert_eq!(r.status, 202, "{}", r.body);
-    let r = call(&agent, &dir, "PUT", "/1.0/loadbalancer/lbm/start", None);
-    assert_eq!(r.status, 202, "{}", r.body);
+    common::start_lb(&agent, &dir, "lbm", &lb);
     for url in [
         "http://203.0.113.2:8080/",
         "http://[2001:db8:5::2]:8080/",
@@ -646,19 +641,11 @@ fn in_the_tenant_namespace_haproxy_reaches_members_through_the_vip_gateway() {
         r.body
     );
 
-    let lb = "global\n    maxconn 100\ndefaults\n    mode http\n    timeout client 5s\n\
-    timeout server 5s\n    timeout connect 3s\nfrontend f\n    bind 203.0.113.5:8080\n\
-    default_backend b\nbackend b\n    server m1 198.51.100.10:8081\n";
-    let r = call(
-        &agent,
-        &dir,
-        "PUT",
-        "/1.0/loadbalancer/amp/lbt/haproxy",
-        Some(lb.as_bytes()),
+    let lb = common::http_lb(
+        &["203.0.113.5:8080"],
+        "    default_backend b\nbackend b\n    server m1 198.51.100.10:8081\n",
     );
-    assert_eq!(r.status, 202, "{}", r.body);
-    let r = call(&agent, &dir, "PUT", "/1.0/loadbalancer/lbt/start", None);
-    assert_eq!(r.status, 202, "{}", r.body);
+    common::start_lb(&agent, &dir, "lbt", &lb);
     let pids = common::haproxy_pids(&dir.path("state/listeners/lbt").display().to_string());
     assert!(!pids.is_empty());
     for pid in &pids {

@@ -349,17 +349,7 @@ vrrp_instance lb_1 {{\n    interface lbk0\n    virtual_router_id 1\n    priority
     let (ok, why) = check();
     assert!(!ok && why.contains("no listener is configured"), "{why}");
 
-    let lb = b"global\n    maxconn 10\nfrontend f\n    bind unix@fe.sock\n".to_vec();
-    let r = call(
-        &agent,
-        &dir,
-        "PUT",
-        "/1.0/loadbalancer/amp/lb1/haproxy",
-        Some(&lb),
-    );
-    assert_eq!(r.status, 202, "{}", r.body);
-    let r = call(&agent, &dir, "PUT", "/1.0/loadbalancer/lb1/start", None);
-    assert_eq!(r.status, 202, "{}", r.body);
+    common::start_lb(&agent, &dir, "lb1", &common::http_lb(&["unix@fe.sock"], ""));
     assert!(check().0, "{}", check().1);
     let r = call(&agent, &dir, "PUT", "/1.0/vrrp/start", None);
     assert_eq!(r.status, 202, "{}", r.body);
@@ -476,12 +466,11 @@ fn the_v01_active_standby_topology_runs_vrrp_and_role_follows_a_failover() {
     );
 
     for (i, (_, dir, agent, _)) in amps.iter().enumerate() {
-        let cfg = format!(
-            "global\n    maxconn 100\ndefaults\n    mode http\n    timeout client 5s\n\
-    timeout server 5s\n    timeout connect 5s\nfrontend f\n    bind :8080\n\
-    http-request return status 200 content-type text/plain string amp{}\n",
+        let answer = format!(
+            "    http-request return status 200 content-type text/plain string amp{}\n",
             i + 1
         );
+        let cfg = common::http_lb(&[":8080"], &answer);
         let r = call(
             agent,
             dir,

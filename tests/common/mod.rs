@@ -612,6 +612,31 @@ pub fn call(agent: &Agent, dir: &TempDir, method: &str, path: &str, body: Option
     curl_in(agent.netns.as_deref(), &args).unwrap()
 }
 
+/// An HTTP load balancer's HAProxy config: a frontend on each of `binds`, then `then` (its
+/// answer, or `default_backend` and the backend).
+pub fn http_lb(binds: &[&str], then: &str) -> String {
+    let binds: String = binds.iter().map(|b| format!("    bind {b}\n")).collect();
+    format!(
+        "global\n    maxconn 100\ndefaults\n    mode http\n    timeout client 5s\n\
+    timeout server 5s\n    timeout connect 3s\nfrontend f\n{binds}{then}"
+    )
+}
+
+/// Uploads `cfg` as API 1.0 load balancer `lb` and starts it; both must answer 202.
+pub fn start_lb(agent: &Agent, dir: &TempDir, lb: &str, cfg: &str) {
+    let path = format!("/1.0/loadbalancer/amp/{lb}/haproxy");
+    let r = call(agent, dir, "PUT", &path, Some(cfg.as_bytes()));
+    assert_eq!(r.status, 202, "upload {lb}: {}", r.body);
+    let r = call(
+        agent,
+        dir,
+        "PUT",
+        &format!("/1.0/loadbalancer/{lb}/start"),
+        None,
+    );
+    assert_eq!(r.status, 202, "start {lb}: {}", r.body);
+}
+
 /// md5sum(1) of exactly `data` (written to a file in `dir`): what an ETag or md5sum should be.
 pub fn md5sum(dir: &TempDir, data: &[u8]) -> String {
     let f = dir.path("md5sum.tmp");
