@@ -298,7 +298,12 @@ impl TopologyState {
             Kind::ActiveActive => Err(TopologyError::Refused(
                 "ACTIVE-ACTIVE is not supported: nothing on this host can enact it".into(),
             )),
-            Kind::Single => Ok(ka.is_running().then_some(Action::Stop)),
+            // The config the agent wrote goes with the topology (after keepalived stops).
+            Kind::Single if ka.is_running() => Ok(Some(Action::Stop)),
+            Kind::Single => ka
+                .remove_generated()
+                .map(|_| None)
+                .map_err(TopologyError::Keepalived),
         }
     }
 }
