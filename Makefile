@@ -19,7 +19,9 @@ release:
 	@file $(STATIC_BIN) 2>/dev/null || true
 	@echo "size: $$(stat -c %s $(STATIC_BIN)) bytes ($(STATIC_BIN))"
 
+# Installs what the tests need when it is missing (as root on Debian/Ubuntu; otherwise it names it).
 test:
+	scripts/test-deps
 	$(CARGO) test --all-targets
 
 # Footprint and speed against the floor, HApi's way and the Octavia agent: bench/results.md
