@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::config::{self, Config, Problem};
 use crate::{
-    api, devices, front, haproxy, heartbeat, keepalived, listeners, logs, netns, netplug, server,
-    signals, store, system, tls, topology, vrrp_check,
+    api, devices, firewall, front, haproxy, heartbeat, keepalived, listeners, logs, netns, netplug,
+    server, signals, store, system, tls, topology, vrrp_check,
 };
 
 /// How long a stopping agent waits for in-flight requests, beyond the request timeout.
@@ -179,6 +179,8 @@ fn context(cfg: Arc<Config>, server_cert: Option<tls::ServerCert>) -> Result<api
     let plugs = netplug::Plugs::open(&cfg.state_dir)?;
     // Interfaces come back down after a reboot: put the recorded plugs back first.
     plugs.reapply();
+    let firewall = firewall::Firewall::new(&cfg.state_dir);
+    firewall.restore();
     // keepalived logs to syslog as local0-7 only: the agent's facility when it is one of them.
     let local = cfg.syslog.as_ref().and_then(|t| t.facility.checked_sub(16));
     let keepalived = Arc::new(keepalived::Keepalived::new(
@@ -203,6 +205,7 @@ fn context(cfg: Arc<Config>, server_cert: Option<tls::ServerCert>) -> Result<api
         keepalived,
         topology,
         plugs,
+        firewall,
         heartbeat: Arc::new(heartbeat::Control::new(cfg.mutable.clone())),
         config: cfg,
     })

@@ -9,7 +9,9 @@ use crate::api::Endpoint;
 use crate::config::Api;
 use crate::http::{Match, Method, Router};
 use crate::names::{CertName, ListenerId, ProxyName};
-use crate::{api, certs, config, error, framing, hapi, haproxy, keepalived, netplug, pools, tls};
+use crate::{
+    api, certs, config, error, firewall, framing, hapi, haproxy, keepalived, netplug, pools, tls,
+};
 
 /// A fuzz target: takes any bytes, panics only on a bug.
 pub type Target = fn(&[u8]);
@@ -151,7 +153,7 @@ pub fn json_bodies(data: &[u8]) {
     let Some((&which, body)) = data.split_first() else {
         return;
     };
-    match which % 5 {
+    match which % 6 {
         0 => match api::devices::fields(body) {
             Ok(f) => {
                 if let Some(a) = f.address {
@@ -185,9 +187,32 @@ pub fn json_bodies(data: &[u8]) {
             }
             Err(e) => plug_refusal(&e),
         },
-        _ => {
+        4 => {
             let _ = keepalived::check_self_contained(&String::from_utf8_lossy(body));
         }
+        _ => match api::host::rules_body(body) {
+            Ok(rules) => rules_hold(&rules),
+            Err(e) => body_refusal(&e, "Invalid rules information"),
+        },
+    }
+}
+
+/// Rules the agent accepts are one line each in nft's text, of nothing but its words, numbers
+/// and addresses: nothing of the request reaches the file as it came.
+fn rules_hold(rules: &[firewall::Rule]) {
+    let text = firewall::render("eth1", rules, true);
+    let chain = text
+        .split("chain amphora_vip_chain {\n")
+        .nth(1)
+        .unwrap_or_default();
+    let lines: Vec<&str> = chain.lines().filter(|l| l.starts_with("    ")).collect();
+    assert_eq!(lines.len(), rules.len());
+    for line in lines {
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b" .:/".contains(&b);
+        assert!(
+            line.ends_with(" accept") && line.bytes().all(plain),
+            "{line}"
+        );
     }
 }
 

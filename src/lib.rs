@@ -11,6 +11,7 @@ mod auth;
 mod certs;
 mod devices;
 mod error;
+mod firewall;
 mod framing;
 mod front;
 mod hapi;

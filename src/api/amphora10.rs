@@ -81,6 +81,7 @@ pub fn routes() -> Vec<ApiRoute> {
         h(Method::Put, "/1.0/vrrp/upload", host::Key::VrrpUpload),
         h(Method::Put, "/1.0/vrrp/{action}", host::Key::VrrpAction),
         h(Method::Get, "/1.0/interface/{ip}", host::Key::Interface),
+        h(Method::Put, "/1.0/interface/{ip}/rules", host::Key::Rules),
         r(Method::Put, "/1.0/config", Key::AgentConfig),
     ]
 }

@@ -11,6 +11,7 @@ use crate::api::ops::{Details, DomainError, HostOp, Identity, Op, Outcome};
 use crate::api::{amphora, held, plug_body, words, ApiRoute, Endpoint, Reply};
 use crate::certs::CertError;
 use crate::error::ApiError;
+use crate::firewall::{self, FirewallError, Protocol, Rule};
 use crate::http::{Method, Params};
 use crate::keepalived::KeepalivedError;
 use crate::netplug::{PlugError, PlugRequest, Plugged};
@@ -19,6 +20,8 @@ use crate::tls::RotateError;
 use crate::topology::{Change, Kind, Role, Status, Topology};
 
 const INVALID: &str = "Invalid request";
+/// Octavia's agent's words for a rules body its schema refuses.
+const INVALID_RULES: &str = "Invalid rules information";
 
 /// The API version a route belongs to: `/info` and `/details` name it, and 1.0's details say
 /// more.
@@ -42,6 +45,7 @@ pub enum Key {
     Info(Version),
     Details(Version),
     Interface,
+    Rules,
     Certificate,
     GetTopology,
     SetTopology,
@@ -75,11 +79,11 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
         Key::Details(v) => HostOp::Details {
             frontends: v == Version::V10,
         },
-        Key::Interface => HostOp::Interface(
-            p.get("ip")?
-                .parse()
-                .map_err(|_| ApiError::new(400, "Bad IP address version"))?,
-        ),
+        Key::Interface => HostOp::Interface(ip_param(p)?),
+        Key::Rules => HostOp::SetRules {
+            ip: ip_param(p)?,
+            rules: rules_body(&body)?,
+        },
         Key::Certificate => HostOp::RotateCert(body),
         Key::GetTopology => HostOp::Topology,
         Key::SetTopology => HostOp::SetTopology(topology_body(&body)?),
@@ -88,6 +92,97 @@ pub fn parse(key: Key, p: &Params, body: Vec<u8>) -> Result<Op, ApiError> {
         Key::VrrpUpload => HostOp::VrrpUpload(body),
         Key::VrrpAction => HostOp::Vrrp(amphora::action_word(p.get("action")?)?),
     }))
+}
+
+fn ip_param(p: &Params) -> Result<IpAddr, ApiError> {
+    p.get("ip")?
+        .parse()
+        .map_err(|_| ApiError::new(400, "Bad IP address version"))
+}
+
+/// A rules PUT's body, checked as Octavia's `SUPPORTED_RULES_SCHEMA` checks it, and more
+/// strictly where its agent would fail later: an item must be an object, `port` a whole
+/// number, `cidr` a network. Every item that fails is named in the details.
+pub(crate) fn rules_body(body: &[u8]) -> Result<Vec<Rule>, ApiError> {
+    let invalid = |d: String| ApiError::new(400, INVALID_RULES).with_details(d);
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("body is not JSON: {e}")))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| invalid("body must be a JSON array".into()))?;
+    let mut rules = Vec::new();
+    let mut bad = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match rule_item(item) {
+            Ok(rule) => rules.push(rule),
+            Err(why) => bad.push(format!("item {i}: {}", why.join(", "))),
+        }
+    }
+    if bad.is_empty() {
+        Ok(rules)
+    } else {
+        Err(invalid(bad.join("; ")))
+    }
+}
+
+const RULE_FIELDS: [&str; 3] = ["protocol", "cidr", "port"];
+
+/// One item of a rules body: exactly `protocol`, `cidr` and `port`; or what is wrong with it.
+fn rule_item(item: &Value) -> Result<Rule, Vec<String>> {
+    let Some(obj) = item.as_object() else {
+        return Err(vec![format!("not an object: {}", brief(item))]);
+    };
+    let mut bad: Vec<String> = obj
+        .keys()
+        .filter(|k| !RULE_FIELDS.contains(&k.as_str()))
+        .map(|k| format!("unknown field {}", brief(&json!(k))))
+        .collect();
+    for name in RULE_FIELDS.iter().filter(|f| !obj.contains_key(**f)) {
+        bad.push(format!("missing field {name}"));
+    }
+    let wrong = |name: &str, what: &str, v: &Value| format!("{name} {what}, not {}", brief(v));
+    let protocol = obj.get("protocol").map(|v| {
+        let what = "must be one of TCP, UDP, SCTP, VRRP";
+        v.as_str()
+            .and_then(Protocol::parse)
+            .ok_or_else(|| wrong("protocol", what, v))
+    });
+    let source = obj.get("cidr").map(|v| match v {
+        Value::Null => Ok(None),
+        Value::String(text) => {
+            firewall::source(text).ok_or_else(|| wrong("cidr", "must be a network", v))
+        }
+        _ => Err(wrong("cidr", "must be a string or null", v)),
+    });
+    let port = obj.get("port").map(|v| {
+        let what = "must be a whole number from 1 to 65535";
+        v.as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| wrong("port", what, v))
+    });
+    match (protocol, source, port) {
+        (Some(Ok(protocol)), Some(Ok(source)), Some(Ok(port))) if bad.is_empty() => Ok(Rule {
+            protocol,
+            source,
+            port,
+        }),
+        (p, s, n) => {
+            bad.extend(p.and_then(Result::err));
+            bad.extend(s.and_then(Result::err));
+            bad.extend(n.and_then(Result::err));
+            Err(bad)
+        }
+    }
+}
+
+/// A request value in an error's details, cut short.
+fn brief(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(40) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text,
+    }
 }
 
 /// A topology POST's body; every field that fails is named in the details.
@@ -151,6 +246,8 @@ pub fn render(key: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiErr
         Outcome::Interface(name) => {
             Reply::json(200, &json!({ "message": "OK", "interface": name }))
         }
+        // Octavia's agent answers rules with 200, its other host calls with 202.
+        Outcome::Done if key == Key::Rules => ok(200),
         Outcome::Done => ok(202),
         Outcome::Topology { identity, topology } => Reply::json(
             200,
@@ -298,8 +395,20 @@ fn plug_error(e: PlugError, failed: &'static str) -> ApiError {
     }
 }
 
+fn firewall_error(e: FirewallError) -> ApiError {
+    const FAILED: &str = "Failed to load the firewall rules";
+    match e {
+        FirewallError::Unavailable(why) => ApiError::new(503, "nft unavailable").with_details(why),
+        FirewallError::Refused(out) => ApiError::new(500, FAILED).with_details(out),
+        FirewallError::BadInterface(name) => ApiError::new(500, FAILED)
+            .with_details(format!("interface name not usable in nft rules: {name:?}")),
+        FirewallError::Io(e) => ApiError::internal(format!("cannot write the rules: {e}")),
+    }
+}
+
 fn error(key: Key, e: DomainError) -> ApiError {
     match e {
+        DomainError::Firewall(e) => firewall_error(e),
         DomainError::Keepalived(e) => keepalived_error(e),
         DomainError::Plug(e) if key == Key::PlugVip => plug_error(e, "Error plugging VIP"),
         DomainError::Plug(e) => plug_error(e, "Error plugging Port"),
@@ -369,6 +478,18 @@ mod tests {
                 HostOp::Plug(PlugRequest::Network(_))
             ));
         }
+        let rules = r#"[{"protocol":"TCP","cidr":null,"port":80}]"#;
+        assert_eq!(
+            host("PUT", "/1.0/interface/203.0.113.7/rules", rules),
+            HostOp::SetRules {
+                ip: "203.0.113.7".parse().unwrap(),
+                rules: vec![Rule {
+                    protocol: Protocol::Tcp,
+                    source: None,
+                    port: 80
+                }],
+            }
+        );
         assert!(matches!(
             host("POST", "/v0.1/plug/network/", port),
             HostOp::Plug(PlugRequest::Network(_))
@@ -403,6 +524,12 @@ mod tests {
             ),
             (
                 "PUT",
+                "/1.0/interface/203.0.113.300/rules",
+                "[]",
+                (400, s("Bad IP address version"), None),
+            ),
+            (
+                "PUT",
                 "/v0.1/vrrp/jump",
                 "",
                 (400, s("Invalid Request"), Some(s("Unknown action: jump"))),
@@ -419,6 +546,115 @@ mod tests {
         }
         let (status, message, _) = refusal(parse("POST", "/1.0/plug/vip/nope", "{}"));
         assert_eq!((status, message.as_str()), (400, "Invalid VIP"));
+    }
+
+    /// Bodies as Octavia's controller builds them (`GetAmphoraFirewallRules`: one item per
+    /// listener and allowed CIDR, plus VRRP from the peer's address in ACTIVE_STANDBY).
+    #[test]
+    fn rules_bodies_as_the_controller_sends_them() {
+        let body = br#"[{"protocol":"TCP","cidr":null,"port":80},
+            {"protocol":"UDP","cidr":"198.51.100.0/24","port":53},
+            {"protocol":"SCTP","cidr":"2001:db8::/32","port":5000},
+            {"protocol":"TCP","cidr":"0.0.0.0/0","port":443},
+            {"protocol":"VRRP","cidr":"203.0.113.3/32","port":112}]"#;
+        let rules = rules_body(body).unwrap();
+        let got: Vec<(Protocol, Option<String>, u16)> = rules
+            .iter()
+            .map(|r| (r.protocol, r.source.map(|c| c.to_string()), r.port))
+            .collect();
+        let s = |t: &str| Some(t.to_string());
+        assert_eq!(
+            got,
+            [
+                (Protocol::Tcp, None, 80),
+                (Protocol::Udp, s("198.51.100.0/24"), 53),
+                (Protocol::Sctp, s("2001:db8::/32"), 5000),
+                (Protocol::Tcp, None, 443),
+                (Protocol::Vrrp, s("203.0.113.3/32"), 112),
+            ]
+        );
+        assert_eq!(rules_body(b"[]").unwrap(), []);
+    }
+
+    #[test]
+    fn rules_body_names_every_bad_item_and_field() {
+        let details = |body: &str| {
+            let e = rules_body(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (e.status, e.message.as_str()),
+                (400, INVALID_RULES),
+                "{body}"
+            );
+            e.details.unwrap_or_default()
+        };
+        let ok = r#"{"protocol":"TCP","cidr":null,"port":80}"#;
+        let cases = [
+            ("", "body is not JSON"),
+            ("{}", "body must be a JSON array"),
+            ("null", "body must be a JSON array"),
+            ("[7]", "item 0: not an object: 7"),
+            (
+                r#"[{"protocol":"ICMP","cidr":null,"port":80}]"#,
+                r#"item 0: protocol must be one of TCP, UDP, SCTP, VRRP, not "ICMP""#,
+            ),
+            (
+                r#"[{"protocol":"tcp","cidr":null,"port":80}]"#,
+                r#"item 0: protocol must be one of TCP, UDP, SCTP, VRRP, not "tcp""#,
+            ),
+            (
+                r#"[{"protocol":"TCP","cidr":"10.0.0.0/33","port":80}]"#,
+                r#"item 0: cidr must be a network, not "10.0.0.0/33""#,
+            ),
+            (
+                r#"[{"protocol":"TCP","cidr":"1.2.3.0/24 accept","port":80}]"#,
+                r#"item 0: cidr must be a network, not "1.2.3.0/24 accept""#,
+            ),
+            (
+                r#"[{"protocol":"TCP","cidr":5,"port":80}]"#,
+                "item 0: cidr must be a string or null, not 5",
+            ),
+            (
+                r#"[{"protocol":"TCP","cidr":null,"port":0}]"#,
+                "item 0: port must be a whole number from 1 to 65535, not 0",
+            ),
+            (
+                r#"[{"protocol":"TCP","cidr":null,"port":65536}]"#,
+                "item 0: port must be a whole number from 1 to 65535, not 65536",
+            ),
+            (
+                r#"[{"protocol":"TCP","cidr":null,"port":"80"}]"#,
+                r#"item 0: port must be a whole number from 1 to 65535, not "80""#,
+            ),
+            (
+                r#"[{"protocol":"TCP","cidr":null,"port":80.5}]"#,
+                "item 0: port must be a whole number from 1 to 65535, not 80.5",
+            ),
+            (
+                r#"[{"protocol":"TCP","port":80}]"#,
+                "item 0: missing field cidr",
+            ),
+            (
+                r#"[{"protocol":"TCP","cidr":null,"port":80,"action":"drop"}]"#,
+                r#"item 0: unknown field "action""#,
+            ),
+        ];
+        for (body, want) in cases {
+            let got = details(body);
+            assert!(got.starts_with(want), "{body}: {got}");
+        }
+        // Every bad item, each with every bad field; good items are not named.
+        let body = format!(r#"[{ok},{{"protocol":"X","port":-1}},{ok},{{"cidr":null}}]"#);
+        assert_eq!(
+            details(&body),
+            "item 1: missing field cidr, protocol must be one of TCP, UDP, SCTP, VRRP, \
+             not \"X\", port must be a whole number from 1 to 65535, not -1; \
+             item 3: missing field protocol, missing field port"
+        );
+        let long = format!(
+            r#"[{{"protocol":"{}","cidr":null,"port":1}}]"#,
+            "A".repeat(5000)
+        );
+        assert!(details(&long).len() < 120, "values are cut short");
     }
 
     #[test]

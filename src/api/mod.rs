@@ -96,6 +96,8 @@ pub struct Ctx {
     pub keepalived: std::sync::Arc<crate::keepalived::Keepalived>,
     pub topology: crate::topology::TopologyState,
     pub plugs: crate::netplug::Plugs,
+    /// The VIP firewall Octavia sets on SR-IOV VIPs.
+    pub firewall: crate::firewall::Firewall,
     /// The agent's own TLS certificate, when it serves HTTPS.
     pub server_cert: Option<crate::tls::ServerCert>,
     /// The settings Octavia's controller changes at run time, which the heartbeat sender reads.
@@ -155,7 +157,7 @@ mod tests {
     #[test]
     fn every_route_reads_only_its_own_parameters() {
         let routes = routes(&Api::ALL);
-        assert_eq!(routes.len(), 59);
+        assert_eq!(routes.len(), 60);
         for r in &routes {
             let path: Vec<&str> = r
                 .pattern

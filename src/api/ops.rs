@@ -143,6 +143,7 @@ pub enum DomainError {
     BadAgentConfig(Vec<crate::config::Problem>),
     /// A topology this host cannot enact; why.
     TopologyRefused(String),
+    Firewall(crate::firewall::FirewallError),
 }
 
 impl From<HaproxyError> for DomainError {

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::config::LbTopology;
+use crate::firewall::Rule;
 use crate::keepalived::KeepalivedError;
 use crate::names::ListenerId;
 use crate::netns;
@@ -26,6 +27,11 @@ pub enum HostOp {
     },
     /// The interface holding an address.
     Interface(IpAddr),
+    /// Only these rules let new traffic in on the interface holding `ip`.
+    SetRules {
+        ip: IpAddr,
+        rules: Vec<Rule>,
+    },
     /// Replace the agent's own certificate and key.
     RotateCert(Vec<u8>),
     Topology,
@@ -76,6 +82,13 @@ pub fn execute(ctx: &Ctx, op: HostOp) -> Result<Outcome, DomainError> {
         HostOp::Interface(ip) => netns::interface_of(ip)
             .map(Outcome::Interface)
             .ok_or(DomainError::NoInterface),
+        HostOp::SetRules { ip, rules } => {
+            let dev = netns::interface_of(ip).ok_or(DomainError::NoInterface)?;
+            ctx.firewall
+                .apply(&dev, &rules)
+                .map_err(DomainError::Firewall)?;
+            Ok(Outcome::Done)
+        }
         HostOp::RotateCert(pem) => {
             let sc = ctx.server_cert.as_ref().ok_or(DomainError::PlainHttp)?;
             sc.rotate(&pem).map_err(DomainError::Rotate)?;
