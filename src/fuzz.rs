@@ -10,7 +10,8 @@ use crate::config::Api;
 use crate::http::{Match, Method, Router};
 use crate::names::{CertName, ListenerId, ProxyName};
 use crate::{
-    api, certs, config, error, firewall, framing, hapi, haproxy, keepalived, netplug, pools, tls,
+    announce, api, certs, config, error, firewall, framing, hapi, haproxy, keepalived, netplug,
+    pools, tls,
 };
 
 /// A fuzz target: takes any bytes, panics only on a bug.
@@ -61,7 +62,8 @@ pub fn request_framing(data: &[u8]) {
 
 /// What HAProxy and keepalived print, as the agent reads it: `show info`, `show stat` (and the
 /// pools, members and HApi nodes built from it), `show servers state`, `show proc`, a listener
-/// config's type and frontends, and any program output carried into a JSON error body.
+/// config's type, frontends and bind addresses, and any program output carried into a JSON
+/// error body.
 pub fn haproxy_replies(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for (k, _) in haproxy::parse_info(&text) {
@@ -83,6 +85,9 @@ pub fn haproxy_replies(data: &[u8]) {
     let _ = pools::listener_type(&text);
     for (name, _) in pools::frontends(&text) {
         assert!(!name.is_empty() && !name.contains(char::is_whitespace));
+    }
+    for ip in announce::bind_addresses(&text) {
+        assert!(!ip.is_unspecified() && !ip.is_loopback() && !ip.is_multicast());
     }
     let _ = keepalived::check_self_contained(&text);
     let body = error::ApiError::internal(text.to_string()).body();

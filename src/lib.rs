@@ -6,6 +6,7 @@ pub mod agent;
 pub mod config;
 pub mod fuzz;
 
+mod announce;
 mod api;
 mod auth;
 mod certs;

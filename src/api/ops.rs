@@ -193,6 +193,13 @@ pub fn execute(ctx: &Ctx, op: Op) -> Result<Outcome, DomainError> {
     }
 }
 
+/// Whether this amphora is one of an ACTIVE_STANDBY pair (by Octavia's agent config, or the
+/// v0.1 topology): keepalived then holds the VIPs, on the MASTER only, and announces them.
+fn in_pair(ctx: &Ctx) -> bool {
+    ctx.heartbeat.get().0.topology == crate::config::LbTopology::ActiveStandby
+        || ctx.topology.get().topology == crate::topology::Kind::ActiveStandby
+}
+
 /// Writes the agent config where the agent reads it at its next start (the file it was started
 /// on, which must then still start it), then applies what changes at run time.
 fn agent_config(ctx: &Ctx, text: &[u8], settings: Mutable) -> Result<Outcome, DomainError> {

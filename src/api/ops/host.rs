@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use crate::config::LbTopology;
+use crate::announce;
 use crate::firewall::Rule;
 use crate::keepalived::KeepalivedError;
 use crate::names::ListenerId;
@@ -13,7 +13,7 @@ use crate::netns;
 use crate::netplug::{PlugRequest, VipHolder};
 use crate::process::Action;
 use crate::system::{self, Rates};
-use crate::topology::{Kind, Status, Topology, TopologyError};
+use crate::topology::{Status, Topology, TopologyError};
 
 use super::{Ctx, DomainError, Outcome};
 
@@ -113,16 +113,15 @@ pub fn execute(ctx: &Ctx, op: HostOp) -> Result<Outcome, DomainError> {
                 PlugRequest::Vip(v) => Some(v.vip),
                 PlugRequest::Network(_) | PlugRequest::VipPort(_) => None,
             };
-            // In an ACTIVE_STANDBY pair (Octavia's agent config, or the v0.1 topology)
-            // keepalived holds the VIP, on the MASTER only.
-            let pair = ctx.heartbeat.get().0.topology == LbTopology::ActiveStandby
-                || ctx.topology.get().topology == Kind::ActiveStandby;
+            let pair = super::in_pair(ctx);
             let holder = if pair {
                 VipHolder::Keepalived
             } else {
                 VipHolder::Plug
             };
+            let announced = plug_announces(&req, pair);
             let done = ctx.plugs.plug(req, holder).map_err(DomainError::Plug)?;
+            announce::addresses(announced);
             Ok(Outcome::Plugged { vip, done })
         }
         HostOp::VrrpUpload(conf) => {
@@ -132,6 +131,20 @@ pub fn execute(ctx: &Ctx, op: HostOp) -> Result<Outcome, DomainError> {
             })
         }
         HostOp::Vrrp(action) => Ok(Outcome::Keepalived(ctx.keepalived.act(action)?)),
+    }
+}
+
+/// The addresses a plug announces once done, as Octavia's agent does: a port's fixed IPs (also
+/// when plugged again), and the VIPs in SINGLE (in a pair keepalived announces them from the
+/// MASTER).
+fn plug_announces(req: &PlugRequest, pair: bool) -> Vec<IpAddr> {
+    match req {
+        PlugRequest::Vip(v) if !pair => std::iter::once(v.vip)
+            .chain(v.additional.iter().map(|x| x.ip))
+            .collect(),
+        PlugRequest::Vip(_) => Vec::new(),
+        PlugRequest::Network(n) => n.fixed_ips.iter().map(|f| f.ip).collect(),
+        PlugRequest::VipPort(v) => v.fixed_ips.iter().map(|f| f.ip).collect(),
     }
 }
 

@@ -3,8 +3,10 @@
 
 use std::io;
 
+use crate::announce;
 use crate::certs;
 use crate::listeners::{ListenerError, LiveCert, Origin, Ran, Status};
+use crate::logs;
 use crate::names::{CertName, ListenerId};
 use crate::pools::{self, ListenerType};
 use crate::process::Action;
@@ -194,11 +196,15 @@ pub fn execute(ctx: &Ctx, op: StoreOp) -> Result<Outcome, DomainError> {
         StoreOp::UploadAndRun { id, config } => {
             l.upload(&id, &config, Origin::Other)?;
             let ran = l.act(&id, Action::Reload)?;
+            announce_vips(ctx, &id);
             Ok(Outcome::Ran { id, ran })
         }
         StoreOp::Act { id, action } => {
             require(ctx, &id, Need::Listener)?;
             let ran = l.act(&id, action)?;
+            if matches!(action, Action::Start | Action::Reload) {
+                announce_vips(ctx, &id);
+            }
             Ok(Outcome::Ran { id, ran })
         }
         StoreOp::Delete { id, need } => delete(ctx, id, need),
@@ -222,6 +228,18 @@ pub fn execute(ctx: &Ctx, op: StoreOp) -> Result<Outcome, DomainError> {
                 Err(DomainError::CertNotFound(name))
             }
         }
+    }
+}
+
+/// After a start or reload, a SINGLE load balancer's VIPs are announced so that neighbours
+/// still holding a failed amphora's MAC move here (in a pair keepalived announces them).
+fn announce_vips(ctx: &Ctx, id: &ListenerId) {
+    if super::in_pair(ctx) {
+        return;
+    }
+    match ctx.listeners.config(id) {
+        Ok(cfg) => announce::config_vips(&String::from_utf8_lossy(&cfg)),
+        Err(e) => logs::warn(&format!("not announcing the VIPs of {id}: {e:?}")),
     }
 }
 
