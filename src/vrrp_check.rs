@@ -32,6 +32,8 @@ fn quoted(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// keepalived runs these scripts itself (Octavia's configs name them): the agent never runs a
+/// shell; the only words in them are paths it quotes.
 fn main_script(scripts: &Path) -> String {
     format!(
         "#!/bin/sh\n\
