@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::config::{self, Config, Problem};
 use crate::{
     api, devices, firewall, front, haproxy, heartbeat, keepalived, listeners, logs, netns, netplug,
-    server, signals, store, system, tls, topology, vrrp_check,
+    promproxy, server, signals, store, system, tls, topology, vrrp_check,
 };
 
 /// How long a stopping agent waits for in-flight requests, beyond the request timeout.
@@ -74,6 +74,11 @@ fn run(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     });
     // Before any request: an API call must not race the adoption of a running HAProxy.
     app.ctx.listeners.recover();
+    if cfg.prometheus_proxy {
+        // Where HAProxy runs (netns is set by now); it ends with the process.
+        promproxy::start(netns::tenant())
+            .map_err(|e| format!("cannot start the metrics proxy: {e}"))?;
+    }
     let stop_workers = Arc::new(AtomicBool::new(false));
     start_supervisor(app.clone(), stop_workers.clone())
         .map_err(|e| format!("cannot start the supervisor: {e}"))?;

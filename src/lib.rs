@@ -28,6 +28,7 @@ mod netns;
 mod netplug;
 mod pools;
 mod process;
+mod promproxy;
 mod server;
 mod signals;
 mod store;

@@ -37,6 +37,20 @@ pub fn tenant() -> Option<&'static str> {
     TENANT.get().and_then(|n| n.as_deref())
 }
 
+/// Moves the calling thread, and only it (setns acts per thread), into the network namespace
+/// `name`: the sockets it opens from then on live there.
+pub fn enter(name: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(std::path::Path::new("/run/netns").join(name))?;
+    // SAFETY: setns gets a descriptor that `ns` keeps open for the call.
+    let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Whether `s` can name a namespace (a file under /run/netns).
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()

@@ -3,8 +3,9 @@
 //! `octavia` package in a venv this test makes, against lbagent over HTTPS with client
 //! certificates; tests/octavia/heartbeats.py feeds its health manager the agent's heartbeats, and
 //! tests/octavia/active_standby.py sets up and fails over an ACTIVE_STANDBY pair in network
-//! namespaces. Skipped (with a SKIP line) only when PyPI cannot be reached or, for the pair,
-//! without root, and never under CI.
+//! namespaces; tests/octavia/promproxy.py renders a PROMETHEUS listener's config and serves
+//! Octavia's own metrics proxy beside the agent's. Skipped (with a SKIP line) only when PyPI
+//! cannot be reached or, for the pair and the metrics proxy, without root, and never under CI.
 
 mod common;
 
@@ -397,4 +398,245 @@ fn octavias_active_standby_pair_fails_over() {
         assert!(!left, "{name} left: {list}");
     }
     eprintln!("{TEST}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// A helper of tests/octavia/promproxy.py serving inside `ns` (Octavia's proxy, or a replayed
+/// exporter) until dropped.
+struct Served(std::process::Child);
+
+impl Served {
+    fn start(python: &Path, ns: &Netns, dir: &TempDir, args: &[&str]) -> Served {
+        use std::io::{BufRead, BufReader};
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/octavia/promproxy.py");
+        // Octavia's proxy prints a traceback for each 502: kept out of the test's output.
+        let log = std::fs::File::create(dir.path(&format!("promproxy-{}.log", args[0]))).unwrap();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(python)
+            .arg(script)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        // Octavia's proxy prints why it answers 502: its stdout must stay open.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let served = Served(child);
+        assert_eq!(
+            line, "READY\n",
+            "promproxy.py {args:?} did not start (see its log)"
+        );
+        served
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A scrape's text, by part: each series' value, each metric's TYPE, the metrics with a HELP.
+#[derive(Debug)]
+struct Exposition {
+    samples: std::collections::BTreeMap<String, String>,
+    types: std::collections::BTreeMap<String, String>,
+    helps: std::collections::BTreeSet<String>,
+}
+
+fn exposition(text: &str) -> Exposition {
+    let mut e = Exposition {
+        samples: Default::default(),
+        types: Default::default(),
+        helps: Default::default(),
+    };
+    for line in text.lines() {
+        if let Some(help) = line.strip_prefix("# HELP ") {
+            let name = help.split(' ').next().unwrap();
+            assert!(e.helps.insert(name.to_string()), "two HELP for {name}");
+        } else if let Some(ty) = line.strip_prefix("# TYPE ") {
+            let (name, ty) = ty.split_once(' ').unwrap();
+            assert!(e.types.insert(name.into(), ty.into()).is_none(), "{line}");
+        } else {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let again = e.samples.insert(series.into(), value.into());
+            assert!(again.is_none(), "{series} twice");
+        }
+    }
+    e
+}
+
+/// Asserts that two scrapes name the same metrics with the same types, the same series
+/// (metric and label set) and the same values, but for the metrics in `moving`; returns how
+/// many values were compared.
+fn same_scrape(ours: &str, octavias: &str, moving: &[&str]) -> usize {
+    let (ours, octavias) = (exposition(ours), exposition(octavias));
+    assert_eq!(ours.helps, octavias.helps);
+    assert_eq!(ours.types, octavias.types);
+    let series = |e: &Exposition| e.samples.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(series(&ours), series(&octavias));
+    let mut compared = 0;
+    for (series, value) in &ours.samples {
+        let metric = series.split('{').next().unwrap();
+        if !moving.contains(&metric) {
+            assert_eq!(value, &octavias.samples[series], "{series}");
+            compared += 1;
+        }
+    }
+    compared
+}
+
+/// Change from one moment to the next: the gauges of the host; and HAProxy's process-wide
+/// figures, which count each scrape's connection to the exporter (and the agent's to the stats
+/// socket) and the memory they take, and the time since a check changed.
+const TIMING: [&str; 2] = ["octavia_loadbalancer_cpu", "octavia_loadbalancer_memory"];
+const SCRAPE_DEPENDENT: [&str; 13] = [
+    "octavia_loadbalancer_cpu",
+    "octavia_loadbalancer_memory",
+    "octavia_loadbalancer_current_connections",
+    "octavia_loadbalancer_connections_total",
+    "octavia_loadbalancer_requests_total",
+    "octavia_loadbalancer_current_connection_rate",
+    "octavia_loadbalancer_max_connection_rate",
+    "octavia_loadbalancer_current_session_rate",
+    "octavia_loadbalancer_max_session_rate",
+    "octavia_memory_pool_allocated_bytes",
+    "octavia_memory_pool_used_bytes",
+    "octavia_pool_check_last_change_seconds",
+    "octavia_member_check_last_change_seconds",
+];
+
+/// Issue 16's proof for the metrics proxy: a load balancer rendered by Octavia 19.0.0's own
+/// templates (an HTTP listener and a PROMETHEUS listener) runs under the agent in a network
+/// namespace of its own. After traffic through the HTTP listener, the agent's proxy on 9102 and
+/// Octavia's own proxy code (octavia.cmd.prometheus_proxy, served on 9103) scraping the same
+/// HAProxy give the same metric names, types, series and values but for the figures that move
+/// between two scrapes; the PROMETHEUS listener answers a scrape through the load balancer;
+/// both answer 502 while HAProxy is stopped; and fed one recorded exporter text, both give the
+/// same values to the last one, but for the host's CPU and memory.
+#[test]
+fn octavias_metrics_proxy_and_the_agents_agree() {
+    const TEST: &str = "octavias_metrics_proxy_and_the_agents_agree";
+    if common::lacks_root(TEST, "for a network namespace (its own ports 9101-9103)") {
+        return;
+    }
+    let Some(python) = octavia_python(NEWEST) else {
+        common::skip(TEST, "PyPI is unreachable, cannot install Octavia");
+        return;
+    };
+    let started = std::time::Instant::now();
+    let ns = Netns::new("prom");
+    let dir = TempDir::new("prom");
+    let member = common::http_backend_in(&ns.name);
+    let render = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/octavia/promproxy.py"))
+        .arg("render")
+        .arg("--base-path")
+        .arg(dir.path("octavia-base"))
+        .arg("--cert-dir")
+        .arg(dir.path("certs"))
+        .args(["--http-port", "8080", "--prometheus-port", "8081"])
+        .args(["--member-port", &member.to_string()])
+        .output()
+        .unwrap();
+    assert!(render.status.success(), "{render:?}");
+    std::fs::create_dir_all(dir.path("octavia-base")).unwrap();
+    let cfg = String::from_utf8(render.stdout).unwrap();
+    let ids = cfg.lines().last().and_then(|l| l.strip_prefix("# ids "));
+    let ids: Vec<&str> = ids.unwrap().split(' ').collect();
+    let (lb, listener, pool, member_id) = (ids[0], ids[1], ids[2], ids[3]);
+
+    let agent = Agent::start_in(&dir, "prometheus_proxy: true\n", Some(&ns.name));
+    common::start_lb(&agent, &dir, lb, &cfg);
+    let get = |port: u16, path: &str| {
+        common::curl_in(Some(&ns.name), &[&format!("http://127.0.0.1:{port}{path}")])
+    };
+    common::wait_for(
+        "HAProxy's exporter",
+        std::time::Duration::from_secs(10),
+        || get(9101, "/metrics").is_ok_and(|r| r.status == 200),
+    );
+    for _ in 0..5 {
+        assert_eq!(get(8080, "/").unwrap().status, 200);
+    }
+    let _octavia = Served::start(&python, &ns, &dir, &["octavia", "--port", "9103"]);
+
+    let ours = get(9102, "/metrics").unwrap();
+    let octavias = get(9103, "/metrics").unwrap();
+    assert_eq!((ours.status, octavias.status), (200, 200), "{}", ours.body);
+    for h in ["content-type", "cache-control", "connection"] {
+        assert_eq!(ours.header(h), octavias.header(h), "{h}");
+    }
+    let compared = same_scrape(&ours.body, &octavias.body, &SCRAPE_DEPENDENT);
+    let requests = format!("octavia_listener_http_requests_total{{listener=\"{listener}\"}} 5\n");
+    let member_up = format!(
+        "octavia_member_status{{pool=\"{pool}:{listener}\",member=\"{member_id}\",state=\"UP\"}} 1\n"
+    );
+    for line in [&requests, &member_up] {
+        assert!(
+            ours.body.contains(line.as_str()),
+            "{line} in\n{}",
+            ours.body
+        );
+    }
+    eprintln!(
+        "{TEST}: {} series, {compared} values equal to Octavia's",
+        exposition(&ours.body).samples.len()
+    );
+
+    // A scrape through the PROMETHEUS listener, as a user's Prometheus makes it.
+    let through = get(8081, "/metrics").unwrap();
+    assert_eq!(through.status, 200, "{}", through.body);
+    assert!(through.body.contains(&requests), "{}", through.body);
+
+    // HAProxy stopped: no exporter, so both answer 502.
+    let recorded = get(9101, "/metrics").unwrap().body;
+    let stop = common::call(
+        &agent,
+        &dir,
+        "PUT",
+        &format!("/1.0/loadbalancer/{lb}/stop"),
+        None,
+    );
+    assert_eq!(stop.status, 202, "{}", stop.body);
+    assert_eq!(get(9102, "/").unwrap().status, 502);
+    assert_eq!(get(9103, "/").unwrap().status, 502);
+
+    // One recorded exporter text, replayed: everything equal but the host's gauges.
+    let file = dir.write("recorded-metrics", &recorded);
+    let file = file.to_str().unwrap();
+    let _replay = Served::start(
+        &python,
+        &ns,
+        &dir,
+        &["replay", "--port", "9101", "--file", file],
+    );
+    let ours = get(9102, "/").unwrap();
+    let octavias = get(9103, "/").unwrap();
+    assert_eq!((ours.status, octavias.status), (200, 200));
+    let compared = same_scrape(&ours.body, &octavias.body, &TIMING);
+    let (ours, octavias) = (exposition(&ours.body), exposition(&octavias.body));
+    for gauge in TIMING {
+        let [a, b] = [&ours, &octavias].map(|e| e.samples[gauge].clone());
+        let decimals = |v: &str| v.split_once('.').map(|(_, d)| d.len());
+        assert_eq!((decimals(&a), decimals(&b)), (Some(1), Some(1)), "{gauge}");
+        let [a, b] = [a, b].map(|v| v.parse::<f64>().unwrap());
+        // Memory moves a little between the two scrapes; the load average every 5 s.
+        let near = if gauge.ends_with("memory") {
+            1.0
+        } else {
+            100.0
+        };
+        assert!((a - b).abs() < near && a >= 0.0, "{gauge}: {a} against {b}");
+    }
+    let total = ours.samples.len();
+    assert_eq!(compared + TIMING.len(), total);
+    eprintln!(
+        "{TEST}: replayed: {compared} of {total} values equal; {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -91,6 +91,9 @@ pub struct Config {
     pub tenant_namespace: Option<String>,
     /// The application log's syslog socket and facility; none: `logfile` or stderr only.
     pub syslog: Option<syslog::Target>,
+    /// Octavia's metrics proxy on 127.0.0.1:9102 (`promproxy`): on for an Octavia agent
+    /// config, off by default with the YAML.
+    pub prometheus_proxy: bool,
 }
 
 impl Default for Config {
@@ -120,6 +123,7 @@ impl Default for Config {
             agent_conf: None,
             tenant_namespace: None,
             syslog: None,
+            prometheus_proxy: false,
         }
     }
 }
@@ -373,6 +377,7 @@ struct RawConfig {
     tenant_namespace: Option<String>,
     syslog: Option<PathBuf>,
     syslog_facility: Option<u8>,
+    prometheus_proxy: Option<bool>,
     /// HApi frontends (unknown keys holding string lists); no such key leaves it empty.
     frontends: BTreeMap<String, Vec<ProxyName>>,
 }
@@ -419,6 +424,7 @@ impl RawConfig {
             "tenant_namespace" => self.tenant_namespace = as_namespace(k, v, p),
             "syslog" => self.syslog = as_path(k, v, p),
             "syslog_facility" => self.syslog_facility = as_facility(k, v, p),
+            "prometheus_proxy" => self.prometheus_proxy = as_bool(k, v, p),
             _ => {
                 if let Some(backends) = as_frontend(k, v, p) {
                     self.frontends.insert(k.to_string(), backends);
@@ -464,6 +470,7 @@ impl RawConfig {
                 socket,
                 facility: self.syslog_facility.unwrap_or(DAEMON),
             }),
+            prometheus_proxy: self.prometheus_proxy.unwrap_or(d.prometheus_proxy),
         };
         check_security(&c, p);
         c
@@ -657,6 +664,16 @@ mod tests {
         );
         let p = problems("syslog: /dev/log\nsyslog_facility: local9\n");
         assert_eq!(p[0].key, "syslog_facility", "{p:?}");
+    }
+
+    #[test]
+    fn the_metrics_proxy_is_off_unless_asked_for() {
+        assert!(!parse("").unwrap().prometheus_proxy);
+        assert!(parse("prometheus_proxy: true\n").unwrap().prometheus_proxy);
+        assert_eq!(
+            problems("prometheus_proxy: 9102\n")[0].key,
+            "prometheus_proxy"
+        );
     }
 
     #[test]

@@ -120,8 +120,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     if let Some((k, v)) = value("amphora_agent", "tenant_namespace") {
         raw.tenant_namespace = as_namespace(&k, &v, &mut p);
     }
-    // An amphora serves the amphora API only.
+    // An amphora serves the amphora API only, and runs Octavia's metrics proxy (its image has
+    // it as a service).
     raw.apis = Some(vec![Api::Amphora]);
+    raw.prometheus_proxy = Some(true);
     let mutable = mutable_of(&ini, &mut p);
     raw.debug = Some(mutable.debug);
     let syslog = syslog_of(&ini, &mut p);
@@ -301,6 +303,7 @@ amphora_id = aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa\n\
             Some("aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa")
         );
         assert_eq!(c.apis, [Api::Amphora]);
+        assert!(c.prometheus_proxy, "an amphora runs the metrics proxy");
         let hb = &c.mutable.heartbeat;
         assert_eq!(
             hb.destinations,

@@ -538,7 +538,30 @@ pub fn raw(port: u16, request: &[u8], timeout: Duration) -> String {
 
 /// A minimal HTTP backend on loopback: answers every request with `200 ok` and closes.
 pub fn http_backend() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    serve_ok(TcpListener::bind("127.0.0.1:0").unwrap())
+}
+
+/// The same backend on the loopback of the network namespace `netns` (its listening socket is
+/// made by a thread that entered it; the socket stays there whichever thread accepts).
+pub fn http_backend_in(netns: &str) -> u16 {
+    use std::os::fd::AsRawFd;
+    let path = Path::new("/run/netns").join(netns);
+    let l = thread::spawn(move || {
+        let ns = std::fs::File::open(path).unwrap();
+        // SAFETY: setns gets a descriptor that `ns` keeps open; it moves this thread only.
+        assert_eq!(
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        TcpListener::bind("127.0.0.1:0").unwrap()
+    })
+    .join()
+    .unwrap();
+    serve_ok(l)
+}
+
+/// Serves `l` as [`http_backend`] does; its port.
+fn serve_ok(l: TcpListener) -> u16 {
     let port = l.local_addr().unwrap().port();
     thread::spawn(move || {
         for c in l.incoming() {
