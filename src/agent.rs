@@ -54,6 +54,7 @@ pub fn serve(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
 
 fn run(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     tune_malloc();
+    crate::metrics::AGENT.mark_start();
     let (tls, server_cert) = match tls {
         Some((c, s)) => (Some(c), Some(s)),
         None => (None, None),

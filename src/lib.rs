@@ -23,6 +23,7 @@ mod ini;
 mod keepalived;
 mod listeners;
 mod logs;
+mod metrics;
 mod names;
 mod netns;
 mod netplug;

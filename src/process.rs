@@ -28,6 +28,14 @@ impl Action {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Reload => "reload",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

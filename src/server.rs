@@ -19,6 +19,7 @@ use crate::framing::CONN_HEADER;
 use crate::front::{Caller, PeerTable, SERVER};
 use crate::http::{Match, Method, Peer, Reply, Request, Router};
 use crate::logs::{self, escape};
+use crate::metrics::{agent::RouteLabel, agent::NO_ROUTE, AGENT};
 use crate::timefmt::Utc;
 
 pub struct App {
@@ -188,7 +189,10 @@ fn handle(app: &App, rq: tiny_http::Request) {
         peer,
         user: None,
     };
-    let reply = match catch_unwind(AssertUnwindSafe(|| dispatch(app, &mut req, &mut rq))) {
+    let mut route = NO_ROUTE;
+    let reply = match catch_unwind(AssertUnwindSafe(|| {
+        dispatch(app, &mut req, &mut rq, &mut route)
+    })) {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => Reply::from(e),
         Err(_) => {
@@ -215,6 +219,7 @@ fn handle(app: &App, rq: tiny_http::Request) {
     if let Err(e) = rq.respond(resp) {
         logs::debug(&format!("response not delivered: {e}"));
     }
+    AGENT.request(route, req.method.as_str(), status, started.elapsed());
     logs::access(&access_line(
         &req,
         &format!("HTTP/{}.{}", version.0, version.1),
@@ -227,16 +232,25 @@ fn handle(app: &App, rq: tiny_http::Request) {
 }
 
 /// Auth, then routing, then the body, then the handler: unauthenticated callers learn nothing,
-/// not even which paths exist.
-fn dispatch(app: &App, req: &mut Request, rq: &mut tiny_http::Request) -> Result<Reply, ApiError> {
+/// not even which paths exist. `matched` gets the route's pattern once one matches.
+fn dispatch(
+    app: &App,
+    req: &mut Request,
+    rq: &mut tiny_http::Request,
+    matched: &mut RouteLabel,
+) -> Result<Reply, ApiError> {
     let cfg = &app.ctx.config;
     req.user = crate::auth::check(cfg.basic_auth.as_ref(), req.header("Authorization"))
         .inspect_err(|e| {
             let why = e.details.as_deref().unwrap_or_default();
             logs::failure(req.peer.addr.ip(), "login refused", why);
+            AGENT.login_failure();
         })?;
     let (route, params) = match app.router.find(&req.method, &req.path) {
-        Match::Found(r, p) => (r, p),
+        Match::Found(r, p) => {
+            *matched = r.pattern;
+            (r, p)
+        }
         // The legacy API's own rule: any unknown method or URL on its paths is 403.
         Match::WrongMethod(_) | Match::NotFound
             if cfg.apis.contains(&Api::Appliance) && crate::api::legacy::owns(&req.path) =>

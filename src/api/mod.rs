@@ -8,6 +8,7 @@ pub mod devices;
 pub mod hapi;
 pub mod host;
 pub mod legacy;
+pub mod metrics;
 pub mod ops;
 pub mod plug_body;
 mod words;
@@ -31,6 +32,7 @@ pub enum Endpoint {
     Hapi(hapi::Key),
     Devices(devices::Key),
     Host(host::Key),
+    Metrics(metrics::Key),
 }
 
 pub type ApiRoute = Route<Endpoint>;
@@ -50,6 +52,7 @@ fn parse(e: Endpoint, p: &Params, query: Option<&str>, body: Vec<u8>) -> Result<
         Endpoint::Amphora(k) => amphora::parse(k, p, body),
         Endpoint::Amphora10(k) => amphora10::parse(k, p, body),
         Endpoint::Legacy(k) => legacy::parse(k, p, body),
+        Endpoint::Metrics(k) => metrics::parse(k, p, body),
     }
 }
 
@@ -61,6 +64,7 @@ fn render(e: Endpoint, r: Result<Outcome, ops::DomainError>) -> Result<Reply, Ap
         Endpoint::Hapi(k) => hapi::render(k, r),
         Endpoint::Devices(k) => devices::render(k, r),
         Endpoint::Host(k) => host::render(k, r),
+        Endpoint::Metrics(k) => metrics::render(k, r),
     }
 }
 
@@ -106,9 +110,9 @@ pub struct Ctx {
     pub devices: Option<crate::devices::Registry>,
 }
 
-/// The routes of every enabled API family.
+/// The routes of every enabled API family, and `/metrics`, which every agent serves.
 pub fn routes(apis: &[Api]) -> Vec<ApiRoute> {
-    let mut all = Vec::new();
+    let mut all = metrics::routes();
     for api in apis {
         match api {
             Api::Hapi => all.extend(hapi::routes()),
@@ -157,7 +161,7 @@ mod tests {
     #[test]
     fn every_route_reads_only_its_own_parameters() {
         let routes = routes(&Api::ALL);
-        assert_eq!(routes.len(), 60);
+        assert_eq!(routes.len(), 61);
         for r in &routes {
             let path: Vec<&str> = r
                 .pattern

@@ -49,6 +49,8 @@ pub enum Op {
         text: Vec<u8>,
         settings: Mutable,
     },
+    /// A Prometheus scrape of the agent and its HAProxies.
+    Metrics,
 }
 
 #[derive(Debug)]
@@ -111,6 +113,8 @@ pub enum Outcome {
         done: crate::netplug::Plugged,
     },
     Keepalived(keepalived::Ran),
+    /// The scrape, in Prometheus's text format.
+    Metrics(String),
 }
 
 #[derive(Debug)]
@@ -190,7 +194,36 @@ pub fn execute(ctx: &Ctx, op: Op) -> Result<Outcome, DomainError> {
         Op::Device(op) => devices::execute(ctx, op),
         Op::Host(op) => host::execute(ctx, op),
         Op::AgentConfig { text, settings } => agent_config(ctx, &text, settings),
+        Op::Metrics => Ok(Outcome::Metrics(metrics(ctx))),
     }
+}
+
+/// Reads every HAProxy the agent runs (HApi's main one when that API is on, and each listener
+/// that runs or should), then writes the scrape. One that does not answer costs only its own
+/// series.
+fn metrics(ctx: &Ctx) -> String {
+    use crate::haproxy::Command;
+    use crate::metrics::{haproxy::MAIN, Replies};
+    let mut replies = Vec::new();
+    if ctx.config.apis.contains(&crate::config::Api::Hapi) {
+        let rt = &ctx.main_haproxy;
+        replies.push(Replies {
+            listener: MAIN.to_string(),
+            info: rt.raw(&Command::ShowInfo).ok(),
+            stat: rt.raw(&Command::ShowStat).ok(),
+        });
+    }
+    replies.extend(
+        ctx.listeners
+            .figures()
+            .into_iter()
+            .map(|(id, info, stat)| Replies {
+                listener: id.to_string(),
+                info,
+                stat,
+            }),
+    );
+    crate::metrics::render(&replies)
 }
 
 /// Whether this amphora is one of an ACTIVE_STANDBY pair (by Octavia's agent config, or the

@@ -17,6 +17,7 @@ use rustls::ServerConnection;
 
 use super::{front_response, log_front, poll, relay, Shared, TICK};
 use crate::logs;
+use crate::metrics::AGENT;
 
 /// Refused connections answered at once; beyond this they are closed unanswered.
 const MAX_REFUSED: usize = 256;
@@ -55,6 +56,7 @@ impl Admission {
         if s.active.fetch_add(1, Ordering::SeqCst) >= s.limits.max_connections {
             s.active.fetch_sub(1, Ordering::SeqCst);
             logs::failure(addr.ip(), "over max_connections", "refused with 503");
+            AGENT.refused();
             let _ = self.refused.send((stream, addr));
             return;
         }
@@ -66,6 +68,7 @@ impl Admission {
         let shared = self.shared.clone();
         let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
             let _c = Counted(&shared.active);
+            let _open = AGENT.connection();
             if let Err(e) = relay::serve(&shared, stream, addr) {
                 logs::debug(&format!("{addr}: connection ended: {e}"));
             }

@@ -18,6 +18,7 @@ use super::{front_response, log_front, poll, Shared, CLOSING, TICK};
 use crate::framing::{Framer, Reject};
 use crate::http::Peer;
 use crate::logs;
+use crate::metrics::AGENT;
 
 /// Largest request head the front accepts.
 const MAX_HEAD: usize = 32 * 1024;
@@ -52,6 +53,7 @@ pub(super) fn serve(shared: &Shared, stream: TcpStream, addr: SocketAddr) -> io:
         Ok(c) => c,
         Err(e) => {
             logs::failure(addr.ip(), "TLS handshake failed", &e.to_string());
+            AGENT.tls_failure();
             return Err(e);
         }
     };

@@ -13,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::config::{Destination, Mutable};
+use crate::metrics::AGENT;
 use crate::{logs, store};
 
 pub use message::Counters;
@@ -134,7 +135,9 @@ impl Sender {
     pub fn run(mut self, control: &Control, amphora: &dyn Amphora, stop: &AtomicBool) {
         while !stop.load(Ordering::SeqCst) {
             let (settings, version) = control.get();
-            match self.beat(&settings, amphora) {
+            let beat = self.beat(&settings, amphora);
+            AGENT.heartbeat(beat.is_ok());
+            match beat {
                 Ok(to) => {
                     logs::debug(&format!("heartbeat {} sent to {to}", self.seq - 1));
                     self.silent = None;

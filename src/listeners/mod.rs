@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::certs::{self, CertStore};
+use crate::metrics::AGENT;
 use crate::names::ListenerId;
 use crate::pools::{self, ListenerType, Pool};
 use crate::process::Action;
@@ -280,7 +281,7 @@ impl Listeners {
             return Err(ListenerError::NotFound(id.clone()));
         }
         self.adopt_untracked(id);
-        match (action, self.running_pid(id)) {
+        let ran = match (action, self.running_pid(id)) {
             (Action::Start, Some(pid)) => Ok(Ran::AlreadyRunning { pid }),
             (Action::Start, None) | (Action::Reload, None) => self.start_locked(id, action),
             (Action::Stop, None) => {
@@ -294,7 +295,9 @@ impl Listeners {
                 Ok(Ran::Stopped)
             }
             (Action::Reload, Some(_)) => self.reload_locked(id),
-        }
+        };
+        AGENT.listener_action(action.as_str(), ran.is_ok());
+        ran
     }
 
     /// When the listener's running HAProxy serves `file`, hands it the new certificate without
@@ -308,10 +311,12 @@ impl Listeners {
     /// Reloads a running listener (so it reads new certificate files); None if not running.
     pub fn reload_if_running(&self, id: &ListenerId) -> Result<Option<Ran>, ListenerError> {
         let _g = lock(&self.ops);
-        match self.running_pid(id) {
-            Some(_) => self.reload_locked(id).map(Some),
-            None => Ok(None),
+        if self.running_pid(id).is_none() {
+            return Ok(None);
         }
+        let ran = self.reload_locked(id);
+        AGENT.listener_action(Action::Reload.as_str(), ran.is_ok());
+        ran.map(Some)
     }
 
     fn start_locked(&self, id: &ListenerId, action: Action) -> Result<Ran, ListenerError> {
@@ -433,6 +438,19 @@ impl Listeners {
                 each(text);
             }
         }
+    }
+
+    /// Each listener whose HAProxy runs or should: its `show info` and `show stat` replies,
+    /// None where it did not answer.
+    pub fn figures(&self) -> Vec<(ListenerId, Option<String>, Option<String>)> {
+        let ids = self.store.ids().unwrap_or_default();
+        ids.into_iter()
+            .filter(|id| self.store.should_run(id) || self.running_pid(id).is_some())
+            .map(|id| {
+                let (info, stat) = self.proc(&id).figures();
+                (id, info, stat)
+            })
+            .collect()
     }
 
     /// Pools and members from the listener's own stats socket; empty when it is not running.

@@ -213,6 +213,12 @@ impl<'a> ListenerProc<'a> {
         self.paths.stats_rt().raw_into(&Cli::ShowStat, buf).is_ok()
     }
 
+    /// `show info` and `show stat` as HAProxy replied, each None when it did not answer.
+    pub fn figures(&self) -> (Option<String>, Option<String>) {
+        let rt = self.paths.stats_rt();
+        (rt.raw(&Cli::ShowInfo).ok(), rt.raw(&Cli::ShowStat).ok())
+    }
+
     /// Pools and members, from the stats socket.
     pub fn pools(&self) -> Vec<Pool> {
         self.paths
