@@ -258,7 +258,10 @@ backend be\n    server s1 127.0.0.1:1 disabled\n",
             || key.contains("check_")
     };
     let (mut compared, mut wrong) = (0, Vec::new());
-    for (key, value) in theirs.iter().filter(|(k, _)| !k.contains("proxy=\"exporter\"")) {
+    for (key, value) in theirs
+        .iter()
+        .filter(|(k, _)| !k.contains("proxy=\"exporter\""))
+    {
         match ours.get(key) {
             None => wrong.push(format!("missing: {key}")),
             Some(mine) if !moves(key) && mine != value => {
@@ -373,4 +376,52 @@ fn a_haproxy_that_does_not_answer_costs_only_its_series() {
     ) {
         assert_eq!(said, "", "promtool on\n{}", r.body);
     }
+}
+
+/// A scrape larger than what the front holds for one client (`max_body` + 1 MiB, and more
+/// than the sockets between hold) still reaches a client that reads it slowly: the rest waits
+/// inside the agent while the client takes it.
+#[test]
+fn a_scrape_larger_than_the_front_holds_reaches_a_slow_reader() {
+    use std::io::Read;
+    let dir = TempDir::new("metrics");
+    let agent = Agent::start(
+        &dir,
+        "max_body: 262144
+",
+    );
+    let servers: String = (0..3000)
+        .map(|i| format!("    server m{i} 127.0.0.1:1 disabled\n"))
+        .collect();
+    let cfg = common::http_lb(
+        &[&format!("127.0.0.1:{}", free_port())],
+        &format!("    default_backend pool1\nbackend pool1\n{servers}"),
+    );
+    common::start_lb(&agent, &dir, "lb1", &cfg);
+
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // A second of slow reading (the agent has all of it by then), then the rest.
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 32 * 1024];
+    for _ in 0..20 {
+        let n = s.read(&mut chunk).unwrap();
+        got.extend_from_slice(&chunk[..n]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8(got).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(length > 12 << 20, "only {length} bytes: not a test");
+    assert_eq!(body.len(), length, "{head}");
+    assert!(body.contains("lbagent_haproxy_up{listener=\"lb1\"} 1\n"));
+    assert!(!agent.app_log().contains("cut off"), "{}", agent.app_log());
 }

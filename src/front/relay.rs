@@ -24,6 +24,8 @@ use crate::metrics::AGENT;
 const MAX_HEAD: usize = 32 * 1024;
 /// How long the front waits for a handler's answer while its client is there.
 const MAX_HANDLER: Duration = Duration::from_secs(300);
+/// How long a client may take none of an answer past the cap before it is cut off.
+const STALLED: Duration = Duration::from_secs(1);
 
 /// Where the connection is between requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +108,6 @@ struct Relay<'a> {
 impl<'a> Relay<'a> {
     fn run(&mut self) -> io::Result<()> {
         let timeout = self.shared.limits.request_timeout;
-        let out_cap = self.shared.limits.max_body as usize + (1 << 20);
         loop {
             let pending = self.out.pending(&self.client);
             if self.finished(pending) {
@@ -125,10 +126,10 @@ impl<'a> Relay<'a> {
             };
             if internal_ready {
                 self.read_answer()?;
-                if self.out.len() > out_cap {
-                    logs::info("client cut off: too much of its answer left unread");
-                    return Ok(());
-                }
+            }
+            if self.over_cap() && self.out.progress_at.elapsed() > STALLED {
+                logs::info("client cut off: too much of its answer left unread");
+                return Ok(());
             }
             self.out.flush(&mut self.client)?;
             if client_ready {
@@ -136,6 +137,13 @@ impl<'a> Relay<'a> {
             }
             self.forward(timeout)?;
         }
+    }
+
+    /// Answers are read as they come, so a slow reader does not hold a worker, up to a
+    /// config's size. Past that (a large scrape), the relay reads on only as the client takes
+    /// it: a client that reads keeps a worker until it has all, one that stopped is cut off.
+    fn over_cap(&self) -> bool {
+        self.out.len() > self.shared.limits.max_body as usize + (1 << 20)
     }
 
     fn finished(&self, pending: bool) -> bool {
@@ -196,9 +204,11 @@ impl<'a> Relay<'a> {
         } else {
             -1
         };
+        // Past the cap, the rest of an answer waits in the internal socket for the client.
+        let room = !self.over_cap();
         let internal_fd = match &mut self.trip {
-            Some(t) => t.conn.sock().map_or(-1, |s| s.as_raw_fd()),
-            None => -1,
+            Some(t) if room => t.conn.sock().map_or(-1, |s| s.as_raw_fd()),
+            _ => -1,
         };
         let events =
             if want_read { libc::POLLIN } else { 0 } | if pending { libc::POLLOUT } else { 0 };
