@@ -5,7 +5,8 @@ On loopback, in one run: lbagent's footprint; request cost against the direct-so
 fork-per-request way (bench/hapi_socat.py) and the real Octavia amphora agent; new connections
 against the handshake floor (a bare rustls server, `loadgen floor-server`); listener lifecycle
 against doing it by hand (bench/lifecycle.py); 64 concurrent clients; the heartbeat of a large
-load balancer (bench/heartbeat.py). Every HTTP(S) request comes
+load balancer (bench/heartbeat.py); a Prometheus scrape of 10 HAProxies (bench/metrics.py). Every
+HTTP(S) request comes
 from bench/loadgen, a separate process. Writes bench/results.md and bench/results.json.
 
 Usage: bench/bench.py [--quick] [--strict] [--no-octavia]
@@ -21,6 +22,7 @@ TOP = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 import heartbeat  # noqa: E402
 import lifecycle  # noqa: E402
+import metrics as scrape  # noqa: E402
 
 AGENT_BIN = os.path.join(TOP, "target/x86_64-unknown-linux-gnu/release/lbagent")
 LOADGEN = os.path.join(BENCH, "loadgen/target/release/loadgen")
@@ -39,6 +41,7 @@ N_HAPI = 50 if QUICK else 500         # fork per request: ~10 ms each
 N_OCTAVIA = 20 if QUICK else 200      # ~30-45 ms each for /info and /details
 N_WARMUP = 10 if QUICK else 50
 N_FOOTPRINT = 1000 if QUICK else 10000
+N_SCRAPES = 20 if QUICK else 200
 CONC_CLIENTS, CONC_SECS = 64, (3 if QUICK else 20)
 LIFECYCLE_ROUNDS = 3 if QUICK else 20
 CASE_CAP_SECS = 120  # no single case runs longer, whatever its count
@@ -475,12 +478,19 @@ def measure(procs, work, t0, strict, no_octavia):
     log(f"heartbeat: {hb['cpu_ms_per_beat']:.2f} ms CPU per beat, {hb['max_bytes']} bytes, "
         f"RSS {mib(hb['rss'])}")
 
+    # 6. GET /metrics over 10 load balancers' HAProxies, from the plain-HTTP agent.
+    sc = scrape.measure(plain_agent.pid, plain_port, lifecycle.free_port, proc_status, loadgen,
+                        plain, N_SCRAPES)
+    log(f"metrics: p50 {sc['scrape']['p50_ms']:.2f} ms for {sc['bytes']:,} bytes, "
+        f"idle RSS {mib(sc['rss_before'])} -> {mib(sc['rss_after'])}")
+
     meta["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     meta["seconds"] = round(time.time() - t0, 1)
-    report = build_report(meta, fp, res, conc, lc, octavia, hb)
+    report = build_report(meta, fp, res, conc, lc, octavia, hb, sc)
     with open(os.path.join(BENCH, "results.json"), "w") as f:
         json.dump({"meta": meta, "footprint": fp, "requests": res, "concurrency": conc,
-                   "lifecycle": lc, "heartbeat": hb, "targets": report["targets"]}, f, indent=1)
+                   "lifecycle": lc, "heartbeat": hb, "metrics": sc,
+                   "targets": report["targets"]}, f, indent=1)
     with open(os.path.join(BENCH, "results.md"), "w") as f:
         f.write(report["md"])
     print()
@@ -489,7 +499,7 @@ def measure(procs, work, t0, strict, no_octavia):
     return 1 if strict and fails else 0
 
 
-def build_report(meta, fp, res, conc, lc, octavia, hb):
+def build_report(meta, fp, res, conc, lc, octavia, hb, sc):
     targets = []
 
     def target(name, measured, limit, ok):
@@ -552,6 +562,15 @@ def build_report(meta, fp, res, conc, lc, octavia, hb):
            hb["max_bytes"] < 64 * 1024)
     target("RSS while sending those heartbeats (VmRSS)", mib(hb["rss"]), "<= 6 MiB",
            hb["rss"] <= 6 * MiB)
+    what = f"{sc['loadbalancers']} load balancers x {sc['servers']} servers"
+    ours, one = sc["scrape"], sc["exporter_one"]
+    target(f"GET /metrics p50, {what}, plain HTTP keep-alive",
+           f"{ours['p50_ms']:.2f} ms for {sc['bytes'] / 1024:,.0f} KiB (HAProxy's own exporter, "
+           f"one of the {sc['loadbalancers']}: {one['p50_ms']:.2f} ms)", "<= 5 ms",
+           ours["p50_ms"] <= 5 and ours["errors"] == 0)
+    target(f"idle RSS after {ours['requests']} of those scrapes (VmRSS)",
+           f"{mib(sc['rss_after'])} (before: {mib(sc['rss_before'])})", "<= 6 MiB",
+           sc["rss_after"] <= 6 * MiB)
     target(f"{CONC_CLIENTS} concurrent clients for {CONC_SECS} s: errors",
            f"{conc['errors']} of {conc['requests']:,} ({conc['slow']} took over 1 s, max "
            f"{conc['max_ms'] / 1000:.1f} s)", "= 0", conc["errors"] == 0)

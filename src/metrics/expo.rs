@@ -33,8 +33,12 @@ pub struct Expo {
 
 impl Expo {
     pub fn new() -> Self {
+        Expo::with_capacity(64 * 1024)
+    }
+
+    pub fn with_capacity(bytes: usize) -> Self {
         Expo {
-            out: String::with_capacity(64 * 1024),
+            out: String::with_capacity(bytes),
         }
     }
 
@@ -111,6 +115,16 @@ impl Sample<'_> {
         self
     }
 
+    /// Labels made once by [`labels`] for many samples.
+    pub fn labels(mut self, made: &str) -> Self {
+        if !made.is_empty() {
+            self.out.push(if self.labels == 0 { '{' } else { ',' });
+            self.labels += 1;
+            self.out.push_str(made);
+        }
+        self
+    }
+
     /// A value written as it is given: HAProxy's own integers, or `NaN`.
     pub fn raw(self, value: &str) {
         if self.labels > 0 {
@@ -145,9 +159,25 @@ impl Sample<'_> {
     }
 }
 
+/// `name="value"` pairs, escaped and joined, for [`Sample::labels`]: a server's labels are
+/// the same in each of its families, so they are escaped once.
+pub fn labels(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        escape_label(value, &mut out);
+        out.push('"');
+    }
+    out
+}
+
 /// Label values escape backslash, double quote and line feed.
 fn escape_label(v: &str, out: &mut String) {
-    if !v.contains(['\\', '"', '\n']) {
+    if !v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
         out.push_str(v);
         return;
     }
@@ -199,12 +229,17 @@ mod tests {
         let mut g = e.family("y", Kind::Gauge, "Unused.");
         let _ = &mut g;
         e.family("z", Kind::Gauge, "Z.").sample("").value(f64::NAN);
+        let made = labels(&[("a", "x\"y"), ("b", "")]);
+        let mut f = e.family("w", Kind::Gauge, "W.");
+        f.sample("").labels(&made).label("c", "1").int(1);
+        f.sample("").labels("").int(2);
         assert_eq!(
             e.into_string(),
             "# HELP x_total Things.\\nMore \\\\ things.\n# TYPE x_total counter\n\
              x_total{a=\"1\"} 3\n\
              x_total{a=\"q\\\"b\\\\c\\nd\",b=\"\"} 0.25\n\
-             # HELP z Z.\n# TYPE z gauge\nz NaN\n"
+             # HELP z Z.\n# TYPE z gauge\nz NaN\n\
+             # HELP w W.\n# TYPE w gauge\nw{a=\"x\\\"y\",b=\"\",c=\"1\"} 1\nw 2\n"
         );
     }
 

@@ -191,6 +191,8 @@ const STATS: &[(&str, u8, Kind, Read, &str)] = &[
 ];
 
 const FRONT_STATES: [&str; 2] = ["DOWN", "UP"];
+/// `hrsp_<code>` columns, served as one family with a `code` label.
+const CODES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 const SERVER_STATES: [&str; 5] = ["DOWN", "UP", "MAINT", "DRAIN", "NOLB"];
 /// The check results HAProxy's exporter lists (those that end a check), in its order.
 const CHECK_STATES: [&str; 16] = [
@@ -200,15 +202,19 @@ const CHECK_STATES: [&str; 16] = [
 
 /// A `show stat` reply split into rows of fields.
 struct Table<'a> {
-    listener: &'a str,
     header: Vec<&'a str>,
-    rows: Vec<Vec<&'a str>>,
-    kind: Option<usize>,
+    rows: Vec<Row<'a>>,
     pxname: Option<usize>,
-    svname: Option<usize>,
     mode: Option<usize>,
     status: Option<usize>,
     check: Option<usize>,
+}
+
+struct Row<'a> {
+    fields: Vec<&'a str>,
+    scope: u8,
+    /// listener, proxy and (a server's) server, escaped once for all its samples.
+    labels: String,
 }
 
 impl<'a> Table<'a> {
@@ -219,19 +225,30 @@ impl<'a> Table<'a> {
             .strip_prefix("# ")?
             .split(',')
             .collect();
+        let at = |name: &str| header.iter().position(|h| *h == name);
+        let (kind, pxname, svname) = (at("type"), at("pxname"), at("svname"));
         let rows = lines
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .map(|l| l.split(',').collect())
+            .map(|l| {
+                let fields: Vec<&str> = l.split(',').collect();
+                let scope = scope_of(field(&fields, kind));
+                let mut labels = vec![("listener", listener), ("proxy", field(&fields, pxname))];
+                if scope == SRV {
+                    labels.push(("server", field(&fields, svname)));
+                }
+                let labels = super::expo::labels(&labels);
+                Row {
+                    fields,
+                    scope,
+                    labels,
+                }
+            })
             .collect();
-        let at = |name: &str| header.iter().position(|h| *h == name);
         Some(Table {
-            kind: at("type"),
-            pxname: at("pxname"),
-            svname: at("svname"),
+            pxname,
             mode: at("mode"),
             status: at("status"),
             check: at("check_status"),
-            listener,
             header,
             rows,
         })
@@ -240,16 +257,20 @@ impl<'a> Table<'a> {
     fn col(&self, name: &str) -> Option<usize> {
         self.header.iter().position(|h| *h == name)
     }
+
+    fn rows(&self, scope: u8) -> impl Iterator<Item = &Row<'a>> {
+        self.rows.iter().filter(move |r| r.scope == scope)
+    }
 }
 
 fn field<'a>(row: &[&'a str], col: Option<usize>) -> &'a str {
     col.and_then(|i| row.get(i)).copied().unwrap_or("")
 }
 
-/// The scope a row is in (`type`: 0 frontend, 1 backend, 2 server; 3, listener sockets, is
-/// not served, as the exporter serves them only on request).
-fn scope_of(t: &Table, row: &[&str]) -> u8 {
-    match field(row, t.kind) {
+/// The scope of a row's `type` (0 frontend, 1 backend, 2 server; 3, listener sockets, is not
+/// served, as the exporter serves them only on request).
+fn scope_of(kind: &str) -> u8 {
+    match kind {
         "0" => FE,
         "1" => BE,
         "2" => SRV,
@@ -359,38 +380,36 @@ fn write_stat(f: &mut Family, t: &Table, scope: u8, read: Read) {
     if matches!(read, Read::ServersByState | Read::ServersByCheck) {
         return write_aggregate(f, t, read);
     }
-    for row in t.rows.iter().filter(|r| scope_of(t, r) == scope) {
-        let http = field(row, t.mode) == "http";
-        let value = field(row, col);
+    let codes = CODES.map(|code| t.col(&format!("hrsp_{code}")));
+    for row in t.rows(scope) {
+        let fields = &row.fields[..];
+        let http = field(fields, t.mode) == "http";
+        let value = field(fields, col);
         match read {
-            Read::Col(_) => sample(f, t, row, scope).raw(number(value)),
-            Read::Http(_) if http => sample(f, t, row, scope).raw(number(value)),
-            Read::Secs(_) => sample(f, t, row, scope).value(millis(value)),
-            Read::CheckCode if check_state(t, row).is_some() => {
-                let code = if value.is_empty() { "0" } else { number(value) };
-                sample(f, t, row, scope).raw(code);
+            Read::Col(_) => sample(f, row).raw(number(value)),
+            Read::Http(_) if http => sample(f, row).raw(number(value)),
+            Read::Secs(_) => sample(f, row).value(millis(value)),
+            Read::CheckCode if check_state(t, fields).is_some() => {
+                sample(f, row).raw(if value.is_empty() { "0" } else { number(value) });
             }
-            Read::CheckDuration if !value.is_empty() => {
-                sample(f, t, row, scope).value(millis(value));
-            }
+            Read::CheckDuration if !value.is_empty() => sample(f, row).value(millis(value)),
             Read::Status => {
-                let (states, now) = state_of(scope, field(row, t.status));
+                let (states, now) = state_of(scope, field(fields, t.status));
                 for s in states {
-                    let is = u64::from(*s == now);
-                    sample(f, t, row, scope).label("state", s).int(is);
+                    sample(f, row).label("state", s).int((*s == now).into());
                 }
             }
             Read::Codes if http => {
-                for code in ["1xx", "2xx", "3xx", "4xx", "5xx", "other"] {
-                    let v = field(row, t.col(&format!("hrsp_{code}")));
-                    sample(f, t, row, scope).label("code", code).raw(number(v));
+                for (code, col) in CODES.iter().zip(codes) {
+                    sample(f, row)
+                        .label("code", code)
+                        .raw(number(field(fields, col)));
                 }
             }
             Read::CheckStatus => {
-                if let Some(now) = check_state(t, row) {
+                if let Some(now) = check_state(t, fields) {
                     for s in CHECK_STATES {
-                        let is = u64::from(s == now);
-                        sample(f, t, row, scope).label("state", s).int(is);
+                        sample(f, row).label("state", s).int((s == now).into());
                     }
                 }
             }
@@ -400,17 +419,9 @@ fn write_stat(f: &mut Family, t: &Table, scope: u8, read: Read) {
     }
 }
 
-/// A sample of `row` with its labels: listener, proxy and, for a server, server.
-fn sample<'f>(f: &'f mut Family<'_>, t: &Table, row: &[&str], scope: u8) -> Sample<'f> {
-    let s = f
-        .sample("")
-        .label("listener", t.listener)
-        .label("proxy", field(row, t.pxname));
-    if scope == SRV {
-        s.label("server", field(row, t.svname))
-    } else {
-        s
-    }
+/// A sample of `row`, with its labels.
+fn sample<'f>(f: &'f mut Family<'_>, row: &Row) -> Sample<'f> {
+    f.sample("").labels(&row.labels)
 }
 
 /// The states an object can be in, and the one it is in, from its `show stat` status.
@@ -430,15 +441,14 @@ fn write_aggregate(f: &mut Family, t: &Table, read: Read) {
         Read::ServersByState => &SERVER_STATES,
         _ => &CHECK_STATES,
     };
-    for row in t.rows.iter().filter(|r| scope_of(t, r) == BE) {
-        let counts = by_backend.get(field(row, t.pxname));
-        if counts.is_none() {
-            // A backend without servers: the exporter skips it.
+    for row in t.rows(BE) {
+        // A backend without servers: the exporter skips it.
+        let Some(counts) = by_backend.get(field(&row.fields, t.pxname)) else {
             continue;
-        }
+        };
         for s in states {
-            let n = counts.and_then(|c| c.get(s)).copied().unwrap_or(0);
-            sample(f, t, row, BE).label("state", s).int(n);
+            let n = counts.get(s).copied().unwrap_or(0);
+            sample(f, row).label("state", s).int(n);
         }
     }
 }
@@ -446,12 +456,13 @@ fn write_aggregate(f: &mut Family, t: &Table, read: Read) {
 /// Per backend, its servers counted by state (or by last check result).
 fn count_servers<'a>(t: &Table<'a>, read: Read) -> HashMap<&'a str, HashMap<&'a str, u64>> {
     let mut by: HashMap<&str, HashMap<&str, u64>> = HashMap::new();
-    for row in t.rows.iter().filter(|r| scope_of(t, r) == SRV) {
+    for row in t.rows(SRV) {
+        let fields = &row.fields[..];
         let state = match read {
-            Read::ServersByState => Some(server_state(field(row, t.status))),
-            _ => check_state(t, row),
+            Read::ServersByState => Some(server_state(field(fields, t.status))),
+            _ => check_state(t, fields),
         };
-        let counts = by.entry(field(row, t.pxname)).or_default();
+        let counts = by.entry(field(fields, t.pxname)).or_default();
         if let Some(s) = state {
             *counts.entry(s).or_default() += 1;
         }

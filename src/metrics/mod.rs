@@ -1,6 +1,8 @@
 //! `GET /metrics`: the agent's own figures and those of every HAProxy it runs, in Prometheus's
 //! text format. The registry is fed as the agent works; HAProxy's figures are read per scrape.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 pub mod agent;
 pub mod expo;
 pub mod haproxy;
@@ -15,9 +17,14 @@ pub struct Replies {
     pub stat: Option<String>,
 }
 
+/// The last scrape's size: the next is sized alike, not grown by doubling (a large
+/// appliance's scrape is megabytes).
+static LAST_SIZE: AtomicUsize = AtomicUsize::new(0);
+
 /// The whole scrape: the agent first, then the HAProxies.
 pub fn render(replies: &[Replies]) -> String {
-    let mut e = expo::Expo::new();
+    let guess = LAST_SIZE.load(Ordering::Relaxed);
+    let mut e = expo::Expo::with_capacity(guess + guess / 8);
     AGENT.write(&mut e);
     let sources: Vec<haproxy::Source> = replies
         .iter()
@@ -28,5 +35,7 @@ pub fn render(replies: &[Replies]) -> String {
         })
         .collect();
     haproxy::write(&mut e, &sources);
-    e.into_string()
+    let text = e.into_string();
+    LAST_SIZE.store(text.len(), Ordering::Relaxed);
+    text
 }
