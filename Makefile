@@ -4,10 +4,10 @@ TARGET  ?= x86_64-unknown-linux-gnu
 DESTDIR ?=
 STATIC_BIN := target/$(TARGET)/release/lbagent
 
-.PHONY: help build release test bench fuzz fuzz-smoke demo demo-stop lint install clean
+.PHONY: help build release deb test bench fuzz fuzz-smoke demo demo-stop lint install clean
 
 help:
-	@echo "targets: build release test bench fuzz fuzz-smoke demo demo-stop lint install clean"
+	@echo "targets: build release deb test bench fuzz fuzz-smoke demo demo-stop lint install clean"
 
 build:
 	$(CARGO) build
@@ -18,6 +18,10 @@ release:
 	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(TARGET)
 	@file $(STATIC_BIN) 2>/dev/null || true
 	@echo "size: $$(stat -c %s $(STATIC_BIN)) bytes ($(STATIC_BIN))"
+
+# target/debian/lbagent_<version>_<arch>.deb with the static binary (scripts/make-deb: dpkg-deb).
+deb: release
+	scripts/make-deb $(STATIC_BIN) target/debian
 
 # Installs what the tests need when it is missing (as root on Debian/Ubuntu; otherwise it names it).
 test:
