@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: run lbagent in front of a real HAProxy and show real HApi calls.
+# `make demo`: run lbagent in front of a real HAProxy and show real calls of every API family:
+# HApi on the main HAProxy, then a load balancer made through the amphora API, seen through the
+# legacy API, a device registered, and the metrics.
 # `make demo-stop` (scripts/demo.sh stop): stop everything the demo started.
 #
 # Environment:
@@ -22,6 +24,8 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Fixed in conf/demo/haproxy.cfg.in.
 HTTP_PORT=8080
 BACKEND_PORTS=(8081 8082)
+# The load balancer the demo makes through the amphora API.
+LB_PORT=8090
 
 # Marks a directory this script created, the only kind it will wipe.
 MARKER=.lbagent-demo
@@ -188,7 +192,7 @@ start_demo() {
     chmod 700 "$DEMO_DIR"
     touch "$DEMO_DIR/$MARKER"
 
-    for port in "$HTTP_PORT" "${BACKEND_PORTS[@]}" "$DEMO_PORT"; do
+    for port in "$HTTP_PORT" "${BACKEND_PORTS[@]}" "$LB_PORT" "$DEMO_PORT"; do
         ! port_busy "$port" || die "127.0.0.1:$port is in use (DEMO_PORT sets the agent's port)"
     done
 
@@ -281,6 +285,7 @@ EOF
     # Through HAProxy itself: round robin over lamp1 and lamp2.
     show -sS -w '(HTTP %{http_code})\n' "http://127.0.0.1:$HTTP_PORT/"
     show -sS -w '(HTTP %{http_code})\n' "http://127.0.0.1:$HTTP_PORT/"
+    other_families "$cert" "$auth"
 
     trap - EXIT INT TERM
     # make passes DEMO_DIR on to `demo.sh stop`.
@@ -292,6 +297,7 @@ files:     $DEMO_DIR
   agent:   lbagent.yaml, access.log, lbagent.log, lbagent.out (stdout/stderr)
   TLS:     server.crt, server.key
   HAProxy: haproxy.cfg, admin socket haproxy.stat
+  lb1:     state/listeners/lb1/ (its HAProxy on 127.0.0.1:$LB_PORT)
 user:      demo
 password:  $pw
 try:       curl --cacert $cert -u $auth $base/status
@@ -301,6 +307,62 @@ EOF
         echo "demo: some calls failed (see above and $DEMO_DIR/lbagent.log); still running" >&2
         exit 1
     fi
+}
+
+# lb_config VERSION: a load balancer's HAProxy config, as a controller would upload it.
+lb_config() {
+    cat <<EOF
+global
+    maxconn 100
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend lb1
+    bind 127.0.0.1:$LB_PORT
+    http-response set-header X-Config $1
+    default_backend lb1-pool
+backend lb1-pool
+    balance roundrobin
+    server lamp1 127.0.0.1:${BACKEND_PORTS[0]} check inter 1s
+    server lamp2 127.0.0.1:${BACKEND_PORTS[1]} check inter 1s
+EOF
+}
+
+# other_families CERT AUTH: the amphora API (a load balancer uploaded, started, used, changed
+# and reloaded), the legacy API's view of it, the device registry and the metrics.
+other_families() {
+    local cert=$1 auth=$2 api=https://127.0.0.1:$DEMO_PORT
+    local c=(-sS --cacert "$cert" -u "$auth" -w '\n(HTTP %{http_code})\n')
+    say "Amphora API 1.0: load balancer lb1 on 127.0.0.1:$LB_PORT, uploaded, started, used"
+    lb_config v1 >"$DEMO_DIR/lb1.cfg"
+    show "${c[@]}" -X PUT --data-binary "@$DEMO_DIR/lb1.cfg" "$api/1.0/loadbalancer/demo-amphora/lb1/haproxy"
+    show "${c[@]}" -X PUT "$api/1.0/loadbalancer/lb1/start"
+    wait_until 10 "lb1" curl -sf "http://127.0.0.1:$LB_PORT/"
+    show -sS -i "http://127.0.0.1:$LB_PORT/"
+    say "Changed (X-Config: v2) and reloaded: the next answer has the new header"
+    lb_config v2 >"$DEMO_DIR/lb1.cfg"
+    show "${c[@]}" -X PUT --data-binary "@$DEMO_DIR/lb1.cfg" "$api/1.0/loadbalancer/demo-amphora/lb1/haproxy"
+    show "${c[@]}" -X PUT "$api/1.0/loadbalancer/lb1/reload"
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    wait_until 10 "lb1 after the reload" \
+        bash -c 'curl -sfi "$1" | grep -qi "x-config: v2"' _ "http://127.0.0.1:$LB_PORT/" || FAILED=1
+    show -sS -i "http://127.0.0.1:$LB_PORT/"
+    say "Its status: API 1.0, the v0.1 listener API and the legacy API agree"
+    show "${c[@]}" "$api/1.0/listeners"
+    show "${c[@]}" "$api/v0.1/listeners/lb1"
+    show "${c[@]}" "$api/instances"
+    show "${c[@]}" "$api/status"
+    say "Device registry: a device registered, then listed"
+    show "${c[@]}" -X POST -H 'Content-Type: application/json' \
+        --data '{"name":"edge-lb-1","address":"192.0.2.10"}' "$api/v1/devices"
+    show "${c[@]}" "$api/v1/devices"
+    say "Metrics: some of the lines a Prometheus scrape of the agent gets"
+    printf '\n$ curl -sS --cacert %s -u %s %s | grep -E ...\n' "$cert" "$auth" "$api/metrics"
+    curl -sS --cacert "$cert" -u "$auth" "$api/metrics" |
+        grep -E '^(haproxy_frontend_http_requests_total|haproxy_server_status\{.*state="UP"|lbagent_listener_actions_total|lbagent_haproxy_up)' ||
+        FAILED=1
 }
 
 case ${1:-start} in
