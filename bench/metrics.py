@@ -43,7 +43,7 @@ def measure(pid, port, free_port, status, loadgen, client, n):
         call("PUT", f"/1.0/loadbalancer/amp/bench-m{i}/haproxy", cfg.encode())
         call("PUT", f"/1.0/loadbalancer/bench-m{i}/start")
     time.sleep(1)
-    rss_before = status(pid)["VmRSS"]
+    before = status(pid)
     size = len(call("GET", "/metrics"))
     expect = "haproxy_server_status"
     loadgen(client.args("/metrics", max(5, n // 10), expect=expect))
@@ -53,9 +53,10 @@ def measure(pid, port, free_port, status, loadgen, client, n):
     theirs = loadgen(theirs_client.args("/metrics", n, expect=expect))
     # Idle again: what the scrapes left resident.
     time.sleep(2)
-    rss_after = status(pid)["VmRSS"]
+    after = status(pid)
     for i in range(LOADBALANCERS):
         call("DELETE", f"/1.0/listeners/bench-m{i}")
     return {"loadbalancers": LOADBALANCERS, "servers": SERVERS, "bytes": size,
             "scrape": ours, "exporter_one": theirs,
-            "rss_before": rss_before, "rss_after": rss_after}
+            "rss_before": before["VmRSS"], "rss_after": after["VmRSS"],
+            "anon_before": before["RssAnon"], "anon_after": after["RssAnon"]}
