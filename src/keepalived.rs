@@ -83,7 +83,9 @@ impl Keepalived {
     /// passwords). A running keepalived keeps its config until reloaded. The check scripts go
     /// in place first: a config tracking a missing script fails the check.
     pub fn upload(&self, body: &[u8]) -> Result<(), KeepalivedError> {
-        check_self_contained(&String::from_utf8_lossy(body)).map_err(KeepalivedError::Invalid)?;
+        let text = String::from_utf8_lossy(body);
+        check_self_contained(&text).map_err(KeepalivedError::Invalid)?;
+        check_has_vrrp(&text).map_err(KeepalivedError::Invalid)?;
         self.install(body)
     }
 
@@ -339,11 +341,31 @@ pub fn check_self_contained(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A config the agent runs must have a VRRP instance: keepalived without one starts no VRRP
+/// process, so a start could only time out (`keepalived -t` passes even an empty file).
+pub fn check_has_vrrp(text: &str) -> Result<(), String> {
+    let declares = |l: &str| l.split_whitespace().next() == Some("vrrp_instance");
+    if text.lines().any(declares) {
+        Ok(())
+    } else {
+        Err("no vrrp_instance: the configuration must declare at least one".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::check_has_vrrp;
     use super::check_self_contained as check;
     use super::warnings_only;
     use crate::process::Output;
+
+    #[test]
+    fn a_config_needs_a_vrrp_instance() {
+        assert!(check_has_vrrp("").is_err());
+        assert!(check_has_vrrp("global_defs {\n}\n# vrrp_instance x {\n").is_err());
+        assert!(check_has_vrrp("vrrp_instance_x {\n").is_err());
+        assert!(check_has_vrrp("global_defs {\n}\n  vrrp_instance lb_1 {\n}\n").is_ok());
+    }
 
     /// keepalived 2.2.7's words: exit 6 for a config Octavia renders, and for one with an
     /// error besides.
