@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{curl, free_port, run, Haproxy, Pki, TempDir, BIN};
+use common::{curl, free_port, run, said, Haproxy, Pki, TempDir, BIN};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -28,26 +28,11 @@ const LEFTOVERS: &[&str] = &[
 ];
 
 fn dpkg(args: &[&str]) -> (bool, String) {
-    let out = Command::new("dpkg").args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    said(Command::new("dpkg").args(args))
 }
 
 fn init(action: &str) -> (bool, String) {
-    let out = Command::new("/etc/init.d/lbagent")
-        .arg(action)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    said(Command::new("/etc/init.d/lbagent").arg(action))
 }
 
 fn agent_pids() -> Vec<u32> {

@@ -3,24 +3,18 @@
 
 mod common;
 
-use common::{free_port, haproxy_pids, TempDir, BIN};
+use common::{free_port, haproxy_pids, said, TempDir, BIN};
 use std::process::Command;
 
 fn demo(dir: &TempDir, port: u16, action: &str) -> (bool, String) {
-    let out = Command::new("bash")
-        .arg("scripts/demo.sh")
-        .arg(action)
-        .env("LBAGENT", BIN)
-        .env("DEMO_DIR", dir.path("demo"))
-        .env("DEMO_PORT", port.to_string())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    said(
+        Command::new("bash")
+            .arg("scripts/demo.sh")
+            .arg(action)
+            .env("LBAGENT", BIN)
+            .env("DEMO_DIR", dir.path("demo"))
+            .env("DEMO_PORT", port.to_string()),
+    )
 }
 
 #[test]
@@ -44,7 +38,15 @@ fn the_demo_shows_every_family_and_stops_cleanly() {
     }
     assert!(!said.contains("(HTTP 5"), "{said}");
     assert!(stopped.0, "{}", stopped.1);
-    assert!(stopped.1.contains("stopped listener process"), "{}", stopped.1);
+    assert!(
+        stopped.1.contains("stopped listener process"),
+        "{}",
+        stopped.1
+    );
     let demo_dir = dir.path("demo").display().to_string();
-    assert!(haproxy_pids(&demo_dir).is_empty(), "left running: {}", stopped.1);
+    assert!(
+        haproxy_pids(&demo_dir).is_empty(),
+        "left running: {}",
+        stopped.1
+    );
 }

@@ -39,19 +39,7 @@ pub struct Registry {
     started: AtomicU64,
 }
 
-pub static AGENT: Registry = Registry {
-    requests: Mutex::new(BTreeMap::new()),
-    durations: Mutex::new(BTreeMap::new()),
-    connections: AtomicU64::new(0),
-    open: AtomicI64::new(0),
-    refused: AtomicU64::new(0),
-    tls_failures: AtomicU64::new(0),
-    login_failures: AtomicU64::new(0),
-    listener_actions: Mutex::new(BTreeMap::new()),
-    heartbeats: AtomicU64::new(0),
-    heartbeat_failures: AtomicU64::new(0),
-    started: AtomicU64::new(0),
-};
+pub static AGENT: Registry = Registry::new();
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -80,6 +68,22 @@ impl Drop for OpenConnection {
 }
 
 impl Registry {
+    const fn new() -> Registry {
+        Registry {
+            requests: Mutex::new(BTreeMap::new()),
+            durations: Mutex::new(BTreeMap::new()),
+            connections: AtomicU64::new(0),
+            open: AtomicI64::new(0),
+            refused: AtomicU64::new(0),
+            tls_failures: AtomicU64::new(0),
+            login_failures: AtomicU64::new(0),
+            listener_actions: Mutex::new(BTreeMap::new()),
+            heartbeats: AtomicU64::new(0),
+            heartbeat_failures: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+        }
+    }
+
     /// When the agent started, for `process_start_time_seconds`.
     pub fn mark_start(&self) {
         let now = SystemTime::now()
@@ -280,19 +284,7 @@ mod tests {
 
     #[test]
     fn a_histogram_is_cumulative_and_methods_are_a_closed_set() {
-        let r = Registry {
-            requests: Mutex::new(BTreeMap::new()),
-            durations: Mutex::new(BTreeMap::new()),
-            connections: AtomicU64::new(0),
-            open: AtomicI64::new(0),
-            refused: AtomicU64::new(0),
-            tls_failures: AtomicU64::new(0),
-            login_failures: AtomicU64::new(0),
-            listener_actions: Mutex::new(BTreeMap::new()),
-            heartbeats: AtomicU64::new(0),
-            heartbeat_failures: AtomicU64::new(0),
-            started: AtomicU64::new(0),
-        };
+        let r = Registry::new();
         r.request("/a", "GET", 200, Duration::from_micros(500));
         r.request("/a", "GET", 200, Duration::from_millis(30));
         r.request("/a", "BREW", 405, Duration::from_secs(9));

@@ -60,6 +60,17 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// Runs `cmd`: whether it succeeded, and its stdout then stderr as text.
+pub fn said(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().expect("run command");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Test PKI made with the openssl CLI: a CA, a server certificate for 127.0.0.1/localhost,
 /// a client certificate, and from another CA a client certificate and a second server
 /// certificate.
