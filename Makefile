@@ -4,10 +4,10 @@ TARGET  ?= x86_64-unknown-linux-gnu
 DESTDIR ?=
 STATIC_BIN := target/$(TARGET)/release/lbagent
 
-.PHONY: help build release deb test bench fuzz fuzz-smoke demo demo-stop lint install clean
+.PHONY: help build release deb test api-fuzz bench fuzz fuzz-smoke demo demo-stop lint install clean
 
 help:
-	@echo "targets: build release deb test bench fuzz fuzz-smoke demo demo-stop lint install clean"
+	@echo "targets: build release deb test api-fuzz bench fuzz fuzz-smoke demo demo-stop lint install clean"
 
 build:
 	$(CARGO) build
@@ -27,6 +27,12 @@ deb: release
 test:
 	scripts/test-deps
 	$(CARGO) test --all-targets
+
+# The API fuzzed from openapi.json by schemathesis (PyPI) against the agent and a real HAProxy:
+# API_FUZZ_SECONDS of it (.ci/run runs 150).
+API_FUZZ_SECONDS ?= 900
+api-fuzz: build
+	scripts/api-fuzz $(API_FUZZ_SECONDS)
 
 # Footprint and speed against the floor, HApi's way and the Octavia agent: bench/results.md
 # (and .json). Installs what it lacks (as root); a few minutes. Not run by CI.

@@ -9,6 +9,7 @@ pub mod hapi;
 pub mod host;
 pub mod legacy;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod plug_body;
 mod words;
@@ -33,6 +34,7 @@ pub enum Endpoint {
     Devices(devices::Key),
     Host(host::Key),
     Metrics(metrics::Key),
+    OpenApi(openapi::Key),
 }
 
 pub type ApiRoute = Route<Endpoint>;
@@ -53,6 +55,7 @@ fn parse(e: Endpoint, p: &Params, query: Option<&str>, body: Vec<u8>) -> Result<
         Endpoint::Amphora10(k) => amphora10::parse(k, p, body),
         Endpoint::Legacy(k) => legacy::parse(k, p, body),
         Endpoint::Metrics(k) => metrics::parse(k, p, body),
+        Endpoint::OpenApi(k) => openapi::parse(k, p, body),
     }
 }
 
@@ -65,6 +68,7 @@ fn render(e: Endpoint, r: Result<Outcome, ops::DomainError>) -> Result<Reply, Ap
         Endpoint::Devices(k) => devices::render(k, r),
         Endpoint::Host(k) => host::render(k, r),
         Endpoint::Metrics(k) => metrics::render(k, r),
+        Endpoint::OpenApi(k) => openapi::render(k, r),
     }
 }
 
@@ -110,9 +114,11 @@ pub struct Ctx {
     pub devices: Option<crate::devices::Registry>,
 }
 
-/// The routes of every enabled API family, and `/metrics`, which every agent serves.
+/// The routes of every enabled API family, and `/metrics` and `/openapi.json`, which every
+/// agent serves.
 pub fn routes(apis: &[Api]) -> Vec<ApiRoute> {
     let mut all = metrics::routes();
+    all.extend(openapi::routes());
     for api in apis {
         match api {
             Api::Hapi => all.extend(hapi::routes()),
@@ -161,7 +167,7 @@ mod tests {
     #[test]
     fn every_route_reads_only_its_own_parameters() {
         let routes = routes(&Api::ALL);
-        assert_eq!(routes.len(), 61);
+        assert_eq!(routes.len(), 62);
         for r in &routes {
             let path: Vec<&str> = r
                 .pattern
