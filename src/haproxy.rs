@@ -232,6 +232,19 @@ pub struct Proc {
 
 /// Parses the master CLI's `show proc` (HAProxy 2.6 layout:
 /// `<pid> master <reloads> [failed: <n>] <uptime> <version>`, then `# workers`).
+/// How long a metrics scrape waits on each HAProxy: one that does not answer costs its own
+/// series, and must not cost the scrape its deadline (Prometheus's default is 10 s).
+pub const FIGURES_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `show info` and `show stat` for a metrics scrape, each None when HAProxy did not answer; no
+/// `show stat` is asked of one that did not answer `show info`.
+pub fn figures(rt: &Runtime) -> (Option<String>, Option<String>) {
+    match rt.raw(&Command::ShowInfo) {
+        Ok(info) => (Some(info), rt.raw(&Command::ShowStat).ok()),
+        Err(_) => (None, None),
+    }
+}
+
 pub fn parse_proc(reply: &str) -> Option<Proc> {
     let mut proc: Option<Proc> = None;
     let mut section = "";

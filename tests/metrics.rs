@@ -425,3 +425,48 @@ fn a_scrape_larger_than_the_front_holds_reaches_a_slow_reader() {
     assert!(body.contains("lbagent_haproxy_up{listener=\"lb1\"} 1\n"));
     assert!(!agent.app_log().contains("cut off"), "{}", agent.app_log());
 }
+
+/// A HAProxy that stopped answering (SIGSTOP: its socket accepts, nothing replies) costs its own
+/// series after a short wait, never the scrape.
+#[test]
+fn a_haproxy_that_hangs_costs_its_series_not_the_scrape() {
+    let dir = TempDir::new("metrics");
+    let agent = Agent::start(&dir, "");
+    let cfg = common::http_lb(
+        &[&format!("127.0.0.1:{}", free_port())],
+        "    default_backend pool1\nbackend pool1\n    server m1 127.0.0.1:1 disabled\n",
+    );
+    common::start_lb(&agent, &dir, "lb1", &cfg);
+    let lb1 = series(&scrape(&agent, &dir).body, Some("lb1"));
+    assert_eq!(
+        lb1.get("lbagent_haproxy_up{}").map(String::as_str),
+        Some("1")
+    );
+
+    let pids = common::haproxy_pids(&dir.path("state/listeners/lb1").display().to_string());
+    assert!(!pids.is_empty());
+    let signal = |sig| {
+        for pid in &pids {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(*pid as i32, sig) };
+        }
+    };
+    signal(libc::SIGSTOP);
+    let started = std::time::Instant::now();
+    let r = call(&agent, &dir, "GET", "/metrics", None);
+    let took = started.elapsed();
+    signal(libc::SIGCONT);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(took < Duration::from_secs(5), "the scrape took {took:?}");
+    let lb1 = series(&r.body, Some("lb1"));
+    assert_eq!(
+        lb1.get("lbagent_haproxy_up{}").map(String::as_str),
+        Some("0")
+    );
+    assert_eq!(lb1.len(), 1, "{lb1:?}");
+    assert!(
+        r.body.contains("\nlbagent_connections_total "),
+        "{}",
+        r.body
+    );
+}

@@ -202,15 +202,15 @@ pub fn execute(ctx: &Ctx, op: Op) -> Result<Outcome, DomainError> {
 /// that runs or should), then writes the scrape. One that does not answer costs only its own
 /// series.
 fn metrics(ctx: &Ctx) -> String {
-    use crate::haproxy::Command;
+    use crate::haproxy::{figures, Runtime, FIGURES_TIMEOUT};
     use crate::metrics::{haproxy::MAIN, Replies};
     let mut replies = Vec::new();
     if ctx.config.apis.contains(&crate::config::Api::Hapi) {
-        let rt = &ctx.main_haproxy;
+        let (info, stat) = figures(&Runtime::new(&ctx.config.socat, FIGURES_TIMEOUT));
         replies.push(Replies {
             listener: MAIN.to_string(),
-            info: rt.raw(&Command::ShowInfo).ok(),
-            stat: rt.raw(&Command::ShowStat).ok(),
+            info,
+            stat,
         });
     }
     replies.extend(

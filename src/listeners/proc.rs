@@ -215,8 +215,7 @@ impl<'a> ListenerProc<'a> {
 
     /// `show info` and `show stat` as HAProxy replied, each None when it did not answer.
     pub fn figures(&self) -> (Option<String>, Option<String>) {
-        let rt = self.paths.stats_rt();
-        (rt.raw(&Cli::ShowInfo).ok(), rt.raw(&Cli::ShowStat).ok())
+        haproxy::figures(&Runtime::new(&self.paths.stats, haproxy::FIGURES_TIMEOUT))
     }
 
     /// Pools and members, from the stats socket.
