@@ -198,6 +198,15 @@ fn heartbeats_follow_the_agent_config_and_count_once() {
         2,
         "{log}"
     );
+    // The agent counts what it sent; its silence before it had a config is no failure.
+    let m = call(&agent, &dir, "GET", "/metrics", None).body;
+    let value = |name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    assert!(value("lbagent_heartbeats_sent_total ") >= Some(3), "{m}");
+    assert_eq!(value("lbagent_heartbeat_failures_total "), Some(0), "{m}");
 }
 
 #[test]

@@ -136,7 +136,11 @@ impl Sender {
         while !stop.load(Ordering::SeqCst) {
             let (settings, version) = control.get();
             let beat = self.beat(&settings, amphora);
-            AGENT.heartbeat(beat.is_ok());
+            // An agent with no controller to send to sends nothing by design: not a failure.
+            let hb = &settings.heartbeat;
+            if hb.key.is_some() && !hb.destinations.is_empty() {
+                AGENT.heartbeat(beat.is_ok());
+            }
             match beat {
                 Ok(to) => {
                     logs::debug(&format!("heartbeat {} sent to {to}", self.seq - 1));
