@@ -3,7 +3,9 @@
 heartbeats every second to a UDP socket here; the heartbeat thread's own CPU time per heartbeat
 (from /proc/<pid>/task/<tid>/schedstat: time on a CPU, in ns), the datagram's size, and the agent's
 RSS while it sends. bench/bench.py imports measure()."""
-import http.client, os, random, socket, uuid
+import os, random, socket, uuid
+
+from lifecycle import plain_call
 
 LISTENERS, MEMBERS = 10, 2000
 
@@ -45,12 +47,7 @@ def measure(pid, port, free_port, status, beats=20):
     rx.settimeout(5)
 
     def call(method, path, body=b""):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        c.request(method, path, body=body)
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        assert r.status < 300, (method, path, r.status, data)
+        plain_call(port, method, path, body)
 
     ports = [free_port() for _ in range(LISTENERS)]
     cfg = config(ports, free_port())

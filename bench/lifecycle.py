@@ -92,6 +92,18 @@ def by_hand_reload(files):
     return time.perf_counter() - t
 
 
+def plain_call(port, method, path, body=b""):
+    """One request to the plain-HTTP agent on `port`, on a connection of its own; its body.
+    Anything but a 2xx stops the measurement."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request(method, path, body=body)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    assert r.status < 300, (method, path, r.status, data)
+    return data
+
+
 class Api:
     """One keep-alive connection to the agent, as a controller keeps; remade if it drops."""
 

@@ -3,7 +3,9 @@
 SERVERS servers each, then GET /metrics over keep-alive, and the agent's idle RSS before and
 after the scrapes. HAProxy's own exporter on the first of them (its 1/LOADBALANCERS share of the
 same figures) is the reference. bench/bench.py imports measure()."""
-import http.client, random, time, uuid
+import random, time, uuid
+
+from lifecycle import plain_call
 
 LOADBALANCERS, SERVERS = 10, 200
 
@@ -27,13 +29,7 @@ def measure(pid, port, free_port, status, loadgen, client, n):
     """Against the plain-HTTP agent `pid` on `port`; `status(pid)` gives its VmRSS, `loadgen`
     runs bench/loadgen with `client`'s arguments (bench.py's)."""
     def call(method, path, body=b""):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        c.request(method, path, body=body)
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        assert r.status < 300, (method, path, r.status, data)
-        return data
+        return plain_call(port, method, path, body)
 
     rng = random.Random(2)
     exporter = free_port()

@@ -75,21 +75,8 @@ fn run(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     });
     // Before any request: an API call must not race the adoption of a running HAProxy.
     app.ctx.listeners.recover();
-    if cfg.prometheus_proxy {
-        // Where HAProxy runs (netns is set by now); it ends with the process.
-        promproxy::start(netns::tenant())
-            .map_err(|e| format!("cannot start the metrics proxy: {e}"))?;
-    }
     let stop_workers = Arc::new(AtomicBool::new(false));
-    start_supervisor(app.clone(), stop_workers.clone())
-        .map_err(|e| format!("cannot start the supervisor: {e}"))?;
-    let heartbeats = heartbeat::start(
-        &cfg.state_dir,
-        app.ctx.heartbeat.clone(),
-        Arc::new(AmphoraView(app.clone())),
-        stop_workers.clone(),
-    )
-    .map_err(|e| format!("cannot start the heartbeat sender: {e}"))?;
+    let heartbeats = start_background(&app, &stop_workers)?;
     let failed = Arc::new(AtomicBool::new(false));
     let workers = internal
         .start_workers(
@@ -137,6 +124,28 @@ fn run(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
     }
     logs::info("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The threads beside the requests' (the metrics proxy when on, the supervisor, the heartbeat
+/// sender); the heartbeat sender's, to join at the end.
+fn start_background(
+    app: &Arc<server::App>,
+    stop: &Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    if app.ctx.config.prometheus_proxy {
+        // Where HAProxy runs (netns is set by now); it ends with the process.
+        promproxy::start(netns::tenant())
+            .map_err(|e| format!("cannot start the metrics proxy: {e}"))?;
+    }
+    start_supervisor(app.clone(), stop.clone())
+        .map_err(|e| format!("cannot start the supervisor: {e}"))?;
+    heartbeat::start(
+        &app.ctx.config.state_dir,
+        app.ctx.heartbeat.clone(),
+        Arc::new(AmphoraView(app.clone())),
+        stop.clone(),
+    )
+    .map_err(|e| format!("cannot start the heartbeat sender: {e}"))
 }
 
 /// `lbagent --vrrp-check <state_dir>`, run by keepalived's check script: exit 0 when every

@@ -349,14 +349,17 @@ fn refusal(reply: &str, data_expected: bool) -> Option<HaproxyError> {
 /// Parses `show info`: `Name: value` lines. Only the first `": "` splits, so values that hold
 /// `": "` stay whole.
 pub fn parse_info(reply: &str) -> Vec<(String, String)> {
-    reply
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            let v = v.strip_prefix(' ').unwrap_or(v);
-            (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
-        })
+    info_fields(reply)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// `show info`'s `Name: value` lines as borrowed pairs, in HAProxy's order.
+pub fn info_fields(reply: &str) -> impl Iterator<Item = (&str, &str)> {
+    reply.lines().filter_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (!k.is_empty()).then(|| (k, v.strip_prefix(' ').unwrap_or(v)))
+    })
 }
 
 /// The first word of a `show stat` status: `UP 1/3` -> `UP`, `MAINT (resolution)` -> `MAINT`.
@@ -367,7 +370,15 @@ pub fn status_word(status: &str) -> &str {
 /// One `show stat` row: column name -> value.
 pub type StatRow = BTreeMap<String, String>;
 
-/// Parses `show stat` CSV by its header line (`# pxname,svname,...`). None if there is no header.
+/// `show stat` CSV split at its header line (`# pxname,svname,...`): the column names, and the
+/// data lines. None if there is no header.
+pub fn stat_lines(reply: &str) -> Option<(Vec<&str>, impl Iterator<Item = &str>)> {
+    let mut lines = reply.lines();
+    let header = lines.find(|l| !l.trim().is_empty())?.strip_prefix("# ")?;
+    let rows = lines.filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
+    Some((header.split(',').collect(), rows))
+}
+
 /// `show stat` read by the named columns only, borrowed from the reply (a column the header
 /// lacks reads as empty), in one pass over each row up to the last column wanted: thousands of
 /// rows without a map or a vector per row. None without a header.
@@ -375,11 +386,10 @@ pub fn stat_columns<'a, const N: usize>(
     reply: &'a str,
     wanted: [&str; N],
 ) -> Option<impl Iterator<Item = [&'a str; N]> + 'a> {
-    let mut lines = reply.lines();
-    let header = lines.find(|l| !l.trim().is_empty())?.strip_prefix("# ")?;
+    let (header, rows) = stat_lines(reply)?;
     // For each field up to the last one wanted, which wanted column it is, if any.
     let mut slot: Vec<Option<usize>> = Vec::new();
-    for (i, name) in header.split(',').enumerate() {
+    for (i, name) in header.into_iter().enumerate() {
         if let Some(k) = wanted.iter().position(|w| *w == name) {
             slot.resize(i + 1, None);
             slot[i] = Some(k);
@@ -388,37 +398,30 @@ pub fn stat_columns<'a, const N: usize>(
     if slot.is_empty() {
         return None;
     }
-    Some(
-        lines
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .map(move |l| {
-                let mut row = [""; N];
-                for (field, k) in l.split(',').zip(slot.iter()) {
-                    if let Some(k) = k {
-                        row[*k] = field;
-                    }
-                }
-                row
-            }),
-    )
+    Some(rows.map(move |l| {
+        let mut row = [""; N];
+        for (field, k) in l.split(',').zip(slot.iter()) {
+            if let Some(k) = k {
+                row[*k] = field;
+            }
+        }
+        row
+    }))
 }
 
+/// `show stat` CSV as rows of (column, value), by its header line. None if there is no header.
 pub fn parse_stat(reply: &str) -> Option<Vec<StatRow>> {
-    let mut lines = reply.lines();
-    let header = lines.find(|l| !l.trim().is_empty())?.strip_prefix("# ")?;
-    let names: Vec<&str> = header.split(',').collect();
+    let (names, rows) = stat_lines(reply)?;
     Some(
-        lines
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .map(|l| {
-                names
-                    .iter()
-                    .zip(l.split(','))
-                    .filter(|(n, _)| !n.is_empty())
-                    .map(|(n, v)| (n.to_string(), v.to_string()))
-                    .collect()
-            })
-            .collect(),
+        rows.map(|l| {
+            names
+                .iter()
+                .zip(l.split(','))
+                .filter(|(n, _)| !n.is_empty())
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect(),
     )
 }
 

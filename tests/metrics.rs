@@ -44,6 +44,11 @@ fn series(text: &str, listener: Option<&str>) -> BTreeMap<String, String> {
     out
 }
 
+/// One series' value.
+fn value<'a>(series: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    series.get(key).map(String::as_str)
+}
+
 /// Each family's TYPE.
 fn types(text: &str) -> BTreeMap<&str, &str> {
     text.lines()
@@ -226,11 +231,7 @@ backend be\n    server s1 127.0.0.1:1 disabled\n",
         ),
         ("lbagent_haproxy_up{}", "1"),
     ] {
-        assert_eq!(
-            ours.get(metric).map(String::as_str),
-            Some(want),
-            "{metric} in\n{body}"
-        );
+        assert_eq!(value(&ours, metric), Some(want), "{metric} in\n{body}");
     }
     // HApi's main HAProxy is in the same scrape, under its own label.
     let main_series = series(&body, Some("_main"));
@@ -334,15 +335,9 @@ fn a_haproxy_that_does_not_answer_costs_only_its_series() {
     let all = series(&r.body, None);
     let main = series(&r.body, Some("_main"));
     let lb1 = series(&r.body, Some("lb1"));
-    assert_eq!(
-        main.get("lbagent_haproxy_up{}").map(String::as_str),
-        Some("0")
-    );
+    assert_eq!(value(&main, "lbagent_haproxy_up{}"), Some("0"));
     assert_eq!(main.len(), 1, "{main:?}");
-    assert_eq!(
-        lb1.get("lbagent_haproxy_up{}").map(String::as_str),
-        Some("1")
-    );
+    assert_eq!(value(&lb1, "lbagent_haproxy_up{}"), Some("1"));
     assert!(lb1.contains_key("haproxy_frontend_bytes_in_total{proxy=\"f\"}"));
     for (key, want) in [
         ("lbagent_login_failures_total{}", "3"),
@@ -358,7 +353,7 @@ fn a_haproxy_that_does_not_answer_costs_only_its_series() {
         ),
         ("lbagent_connections_refused_total{}", "0"),
     ] {
-        assert_eq!(all.get(key).map(String::as_str), Some(want), "{key} in\n{}", r.body);
+        assert_eq!(value(&all, key), Some(want), "{key} in\n{}", r.body);
     }
     for family in [
         "process_resident_memory_bytes{}",
@@ -438,10 +433,7 @@ fn a_haproxy_that_hangs_costs_its_series_not_the_scrape() {
     );
     common::start_lb(&agent, &dir, "lb1", &cfg);
     let lb1 = series(&scrape(&agent, &dir).body, Some("lb1"));
-    assert_eq!(
-        lb1.get("lbagent_haproxy_up{}").map(String::as_str),
-        Some("1")
-    );
+    assert_eq!(value(&lb1, "lbagent_haproxy_up{}"), Some("1"));
 
     let pids = common::haproxy_pids(&dir.path("state/listeners/lb1").display().to_string());
     assert!(!pids.is_empty());
@@ -459,10 +451,7 @@ fn a_haproxy_that_hangs_costs_its_series_not_the_scrape() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(took < Duration::from_secs(5), "the scrape took {took:?}");
     let lb1 = series(&r.body, Some("lb1"));
-    assert_eq!(
-        lb1.get("lbagent_haproxy_up{}").map(String::as_str),
-        Some("0")
-    );
+    assert_eq!(value(&lb1, "lbagent_haproxy_up{}"), Some("0"));
     assert_eq!(lb1.len(), 1, "{lb1:?}");
     assert!(
         r.body.contains("\nlbagent_connections_total "),

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::expo::{number, Expo, Family, Kind, Sample};
+use crate::haproxy::{info_fields, stat_lines};
 
 /// One HAProxy's replies, or None where it did not answer.
 pub struct Source<'a> {
@@ -219,16 +220,10 @@ struct Row<'a> {
 
 impl<'a> Table<'a> {
     fn parse(listener: &'a str, reply: &'a str) -> Option<Self> {
-        let mut lines = reply.lines();
-        let header: Vec<&str> = lines
-            .find(|l| !l.trim().is_empty())?
-            .strip_prefix("# ")?
-            .split(',')
-            .collect();
+        let (header, lines) = stat_lines(reply)?;
         let at = |name: &str| header.iter().position(|h| *h == name);
         let (kind, pxname, svname) = (at("type"), at("pxname"), at("svname"));
         let rows = lines
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .map(|l| {
                 let fields: Vec<&str> = l.split(',').collect();
                 let scope = scope_of(field(&fields, kind));
@@ -334,7 +329,7 @@ pub fn write(e: &mut Expo, sources: &[Source]) {
 fn write_process(e: &mut Expo, sources: &[Source]) {
     let infos: Vec<(&str, Vec<(&str, &str)>)> = sources
         .iter()
-        .filter_map(|s| Some((s.listener, parse_info(s.info?))))
+        .filter_map(|s| Some((s.listener, info_fields(s.info?).collect())))
         .collect();
     for &(key, metric, kind, help) in PROCESS {
         let name = format!("haproxy_process_{metric}");
@@ -358,16 +353,6 @@ fn write_process(e: &mut Expo, sources: &[Source]) {
                 .int(1);
         }
     }
-}
-
-fn parse_info(reply: &str) -> Vec<(&str, &str)> {
-    reply
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            Some((k, v.strip_prefix(' ').unwrap_or(v)))
-        })
-        .collect()
 }
 
 fn write_stat(f: &mut Family, t: &Table, scope: u8, read: Read) {
