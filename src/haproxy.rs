@@ -380,16 +380,20 @@ pub fn stat_lines(reply: &str) -> Option<(Vec<&str>, impl Iterator<Item = &str>)
 }
 
 /// `show stat` read by the named columns only, borrowed from the reply (a column the header
-/// lacks reads as empty), in one pass over each row up to the last column wanted: thousands of
-/// rows without a map or a vector per row. None without a header.
+/// lacks reads as empty): each row is split at its commas only up to the last column wanted,
+/// and the rest of it skipped to the line's end. Thousands of rows of some 100 fields each,
+/// without a map or a vector per row. None without a header.
 pub fn stat_columns<'a, const N: usize>(
     reply: &'a str,
     wanted: [&str; N],
 ) -> Option<impl Iterator<Item = [&'a str; N]> + 'a> {
-    let (header, rows) = stat_lines(reply)?;
+    let start = reply.len() - reply.trim_start().len();
+    let (header, mut rest) = reply[start..]
+        .split_once('\n')
+        .unwrap_or((&reply[start..], ""));
     // For each field up to the last one wanted, which wanted column it is, if any.
     let mut slot: Vec<Option<usize>> = Vec::new();
-    for (i, name) in header.into_iter().enumerate() {
+    for (i, name) in header.strip_prefix("# ")?.split(',').enumerate() {
         if let Some(k) = wanted.iter().position(|w| *w == name) {
             slot.resize(i + 1, None);
             slot[i] = Some(k);
@@ -398,15 +402,54 @@ pub fn stat_columns<'a, const N: usize>(
     if slot.is_empty() {
         return None;
     }
-    Some(rows.map(move |l| {
-        let mut row = [""; N];
-        for (field, k) in l.split(',').zip(slot.iter()) {
-            if let Some(k) = k {
-                row[*k] = field;
-            }
+    // Consecutive rows of a proxy begin with the same name, which is compared, not scanned.
+    let mut name = "";
+    Some(std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
         }
-        row
+        let end = memchr::memchr(b'\n', rest.as_bytes()).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or("");
+        if !line.trim().is_empty() && !line.starts_with('#') {
+            return Some(split_row(line, &slot, &mut name));
+        }
     }))
+}
+
+/// The wanted fields of one line, cut at commas (ASCII, so always at a character boundary)
+/// only as far as the last field wanted; `name` is the previous line's first field, and
+/// becomes this one's.
+fn split_row<'a, const N: usize>(
+    line: &'a str,
+    slot: &[Option<usize>],
+    name: &mut &'a str,
+) -> [&'a str; N] {
+    let mut row = [""; N];
+    let same_name = line.starts_with(*name) && line.as_bytes().get(name.len()) == Some(&b',');
+    let mut from = 0;
+    for (field, k) in slot.iter().enumerate() {
+        let stop = if field == 0 && same_name {
+            name.len()
+        } else {
+            // Most fields are a few bytes: a plain loop beats memchr's setup on each.
+            let rest = &line.as_bytes()[from..];
+            rest.iter()
+                .position(|b| *b == b',')
+                .map_or(line.len(), |i| from + i)
+        };
+        if field == 0 {
+            *name = &line[..stop];
+        }
+        if let Some(k) = k {
+            row[*k] = &line[from..stop];
+        }
+        if stop == line.len() {
+            break;
+        }
+        from = stop + 1;
+    }
+    row
 }
 
 /// `show stat` CSV as rows of (column, value), by its header line. None if there is no header.
@@ -463,6 +506,25 @@ wwwbackend,BACKEND,0,0,0,0,200,0,0,0,0,0,,0,0,0,0,UP,2,2,0\n\n";
         assert_eq!(rows[0]["status"], "OPEN");
         assert!(parse_stat("Unknown command.\n").is_none());
         assert!(parse_stat("").is_none());
+    }
+
+    #[test]
+    fn stat_columns_agree_with_whole_rows() {
+        let wanted = ["status", "svname", "nosuch", "bck", "pxname"];
+        let rows: Vec<_> = stat_columns(STAT, wanted).unwrap().collect();
+        let whole = parse_stat(STAT).unwrap();
+        assert_eq!(rows.len(), whole.len());
+        for (row, w) in rows.iter().zip(&whole) {
+            for (i, name) in wanted.iter().enumerate() {
+                assert_eq!(row[i], w.get(*name).map_or("", |v| v.as_str()), "{name}");
+            }
+        }
+        // Short rows, blank and comment lines, no final newline.
+        let text = "\n# a,b,c\nx\n\n# again\n1,2,3,4\n,,\n5,6";
+        let got: Vec<_> = stat_columns(text, ["c", "a"]).unwrap().collect();
+        assert_eq!(got, [["", "x"], ["3", "1"], ["", ""], ["", "5"]]);
+        assert!(stat_columns("# a,b\n1,2\n", ["z"]).is_none());
+        assert!(stat_columns("Unknown command.\n", ["a"]).is_none());
     }
 
     #[test]

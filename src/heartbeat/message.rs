@@ -77,14 +77,17 @@ fn key(out: &mut String, first: &mut bool, name: &str) {
 /// Builds messages one after another, keeping its buffers (a message of thousands of members
 /// is some 100 KB of text; fresh buffers every heartbeat cost page faults). Written as compact
 /// JSON text in one pass, with no value tree: a backend's servers come just before its BACKEND
-/// row, which closes its pool.
+/// row, which closes its pool. The message comes in two parts, `{"id":...,"listeners":{...},
+/// "pools":` and the rest, which stays the same while no member changes (see `envelope`).
 #[derive(Default)]
 pub struct Builder {
     listeners: String,
+    /// `{` and the pools so far; the message's tail once finished.
     pools: String,
     /// The `"member":"word"` entries of the backend being read.
     members: String,
-    json: String,
+    /// `{"id":...,"pools":`, once finished.
+    head: String,
     count: usize,
     now: Counters,
 }
@@ -93,8 +96,9 @@ impl Builder {
     pub fn begin(&mut self) {
         self.listeners.clear();
         self.pools.clear();
+        self.pools.push('{');
         self.members.clear();
-        self.json.clear();
+        self.head.clear();
         self.count = 0;
         self.now.clear();
     }
@@ -104,8 +108,13 @@ impl Builder {
         let Some(rows) = stat_columns(reply, COLUMNS) else {
             return;
         };
+        // A proxy's rows come together: its name is searched once, not on every row.
+        let (mut last_px, mut skip) = ("", false);
         for [px, sv, status, scur, stot, bin, bout, ereq, weight] in rows {
-            if px.is_empty() || sv.is_empty() || internal(px) {
+            if px != last_px {
+                (last_px, skip) = (px, px.is_empty() || internal(px));
+            }
+            if skip || sv.is_empty() {
                 continue;
             }
             match sv {
@@ -133,7 +142,7 @@ impl Builder {
                     self.now.insert(px.to_string(), c);
                 }
                 "BACKEND" => {
-                    let mut first = self.pools.is_empty();
+                    let mut first = self.pools.len() == 1;
                     key(&mut self.pools, &mut first, px);
                     self.pools.push_str("{\"status\":");
                     string(&mut self.pools, status);
@@ -158,17 +167,24 @@ impl Builder {
         }
     }
 
-    /// The message, and how many members it reports; `counters` becomes this message's.
-    pub fn finish(&mut self, amphora_id: &str, seq: u64, counters: &mut Counters) -> (&str, usize) {
+    /// The message as its head and its tail, and how many members it reports; `counters`
+    /// becomes this message's.
+    pub fn finish(
+        &mut self,
+        amphora_id: &str,
+        seq: u64,
+        counters: &mut Counters,
+    ) -> (&str, &str, usize) {
         *counters = std::mem::take(&mut self.now);
-        self.json.push_str("{\"id\":");
-        string(&mut self.json, amphora_id);
+        self.head.push_str("{\"id\":");
+        string(&mut self.head, amphora_id);
         let _ = write!(
-            self.json,
-            ",\"seq\":{seq},\"ver\":{VERSION},\"listeners\":{{{}}},\"pools\":{{{}}}}}",
-            self.listeners, self.pools
+            self.head,
+            ",\"seq\":{seq},\"ver\":{VERSION},\"listeners\":{{{}}},\"pools\":",
+            self.listeners
         );
-        (&self.json, self.count)
+        self.pools.push_str("}}");
+        (&self.head, &self.pools, self.count)
     }
 }
 
@@ -184,8 +200,11 @@ mod tests {
         for reply in stats {
             b.add(reply, counters);
         }
-        let (json, members) = b.finish(id, seq, counters);
-        (serde_json::from_str(json).unwrap(), members)
+        let (head, tail, members) = b.finish(id, seq, counters);
+        (
+            serde_json::from_str(&format!("{head}{tail}")).unwrap(),
+            members,
+        )
     }
 
     const STAT: &str = "# pxname,svname,status,scur,stot,bin,bout,ereq,weight\n\

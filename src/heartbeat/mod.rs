@@ -176,11 +176,11 @@ impl Sender {
         let (builder, last) = (&mut self.builder, &self.counters);
         amphora.stats(&mut self.reply, &mut |reply| builder.add(reply, last));
         let mut counters = Counters::new();
-        let (json, members) = self.builder.finish(&id, self.seq, &mut counters);
+        let (head, tail, members) = self.builder.finish(&id, self.seq, &mut counters);
         self.seq += 1;
         let sealed = self
             .sealer
-            .seal(json.as_bytes(), key.as_bytes())
+            .seal(head.as_bytes(), tail.as_bytes(), key.as_bytes())
             .ok_or("the message could not be compressed")?;
         if sealed.len() > MAX_DATAGRAM {
             // Not sent, so its deltas are not spent: the next message carries them.
