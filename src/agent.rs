@@ -207,7 +207,7 @@ fn context(cfg: Arc<Config>, server_cert: Option<tls::ServerCert>) -> Result<api
     let sampler = Arc::new(system::Sampler::default());
     start_sampler(sampler.clone()).map_err(|e| format!("cannot start the sampler: {e}"))?;
     Ok(api::Ctx {
-        main_haproxy: haproxy::Runtime::new(&cfg.socat, SOCKET_TIMEOUT),
+        main_haproxy: haproxy::Runtime::long_lived(&cfg.socat, SOCKET_TIMEOUT),
         listeners: listeners::Listeners::new(
             &cfg.state_dir,
             &cfg.cert_dir,
@@ -294,6 +294,7 @@ fn start_supervisor(
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(SUPERVISE_EVERY);
                 app.ctx.listeners.supervise();
+                app.ctx.main_haproxy.close_idle(SUPERVISE_EVERY);
                 release_free_memory();
             }
         })

@@ -76,6 +76,56 @@ fn status_shows_every_show_info_field_as_strings() {
     assert!(info.values().all(|v| v.is_string()));
 }
 
+/// The CLI sessions open on HAProxy's socket other than the one asking.
+fn cli_sessions(hap: &Haproxy) -> usize {
+    let sess = common::haproxy_cli(&hap.sock, "show sess");
+    sess.lines().filter(|l| l.contains("fe=GLOBAL")).count() - 1
+}
+
+fn status_pid(agent: &Agent) -> String {
+    let r = get(agent, "/loadBalancer/status");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()[0]["Pid"].as_str().unwrap().to_string()
+}
+
+/// HApi's queries reuse CLI sessions (at most two stay open), answers after a reload come
+/// from the new HAProxy and the old one is let go, and a session HAProxy closed costs no error.
+#[test]
+fn kept_cli_sessions_follow_reloads_and_closes() {
+    let dir = TempDir::new("hapi-kept");
+    let (mut old, agent) = setup(&dir);
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let url = agent.url("http", "/loadBalancer/status");
+            std::thread::spawn(move || curl(&[&url]).unwrap().status)
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    let open = cli_sessions(&old);
+    assert!((1..=2).contains(&open), "{open} sessions kept");
+    assert_eq!(status_pid(&agent), old.pid().to_string());
+
+    let new = old.reload(&dir);
+    assert_eq!(status_pid(&agent), new.pid().to_string());
+    wait_for("the old haproxy to exit", Duration::from_secs(10), || {
+        !old.running()
+    });
+
+    // HAProxy ends the kept sessions itself: the next answer comes on a new one.
+    let sess = common::haproxy_cli(&new.sock, "show sess");
+    for id in sess.lines().filter(|l| l.contains("fe=GLOBAL")) {
+        let id = id.split(':').next().unwrap();
+        common::haproxy_cli(&new.sock, &format!("shutdown session {id}"));
+    }
+    assert_eq!(status_pid(&agent), new.pid().to_string());
+    // Idle sessions are closed within a few seconds.
+    wait_for("idle sessions to close", Duration::from_secs(5), || {
+        cli_sessions(&new) == 0
+    });
+}
+
 #[test]
 fn nodes_by_status_and_maintenance_round_trip() {
     let dir = TempDir::new("hapi");

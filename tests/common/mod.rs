@@ -253,6 +253,38 @@ defaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    tim
     }
 }
 
+impl Haproxy {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A new HAProxy on the same config that takes over from this one (`-sf`), as a reload
+    /// does: it binds a new socket at the same path; this one drains and exits once nothing
+    /// holds it. Returns when the new one answers there.
+    pub fn reload(&self, dir: &TempDir) -> Haproxy {
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.path("haproxy.cfg"))
+            .arg("-sf")
+            .arg(self.pid().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start haproxy");
+        let (sock, pid) = (self.sock.clone(), child.id());
+        wait_for("the new haproxy's socket", Duration::from_secs(10), || {
+            haproxy_cli(&sock, "show info").contains(&format!("\nPid: {pid}\n"))
+        });
+        Haproxy { child, sock }
+    }
+
+    /// Whether this process still runs (a drained old one exits).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
 impl Drop for Haproxy {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,6 +1,9 @@
 //! The HAProxy runtime client (DESIGN section 6) and parsers for what its admin socket prints.
-//! One command per connection, read to EOF, with timeouts; commands are built only from
-//! validated names, and a reply that says HAProxy refused is an error.
+//! One command per connection, read to EOF, with timeouts (a long-lived client's queries go
+//! through `kept` sessions instead); commands are built only from validated names, and a reply
+//! that says HAProxy refused is an error.
+
+mod kept;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -121,6 +124,8 @@ impl fmt::Display for HaproxyError {
 pub struct Runtime {
     path: PathBuf,
     timeout: Duration,
+    /// Interactive sessions kept for `show info` and `show stat`, in a client that lives long.
+    kept: Option<kept::Kept>,
 }
 
 impl Runtime {
@@ -128,6 +133,23 @@ impl Runtime {
         Runtime {
             path: path.into(),
             timeout,
+            kept: None,
+        }
+    }
+
+    /// A client that keeps sessions open for its queries (see `kept`): for the agent's whole
+    /// life, not for one call, which would pay the switch to interactive mode each time.
+    pub fn long_lived(path: impl Into<PathBuf>, timeout: Duration) -> Self {
+        Runtime {
+            kept: Some(kept::Kept::default()),
+            ..Runtime::new(path, timeout)
+        }
+    }
+
+    /// Closes kept sessions not used for `idle` (see `kept`); nothing for a one-shot client.
+    pub fn close_idle(&self, idle: Duration) {
+        if let Some(kept) = &self.kept {
+            kept.close_idle(idle);
         }
     }
 
@@ -140,15 +162,21 @@ impl Runtime {
 
     /// Sends one command and returns HAProxy's whole reply.
     pub fn raw(&self, cmd: &Command) -> Result<String, HaproxyError> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(4 << 10);
         self.raw_into(cmd, &mut out)?;
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        Ok(String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 
     /// Sends one command and reads HAProxy's whole reply into `out` (cleared first), whose
     /// memory a caller that asks often keeps.
     pub fn raw_into(&self, cmd: &Command, out: &mut Vec<u8>) -> Result<(), HaproxyError> {
         out.clear();
+        if let (Some(kept), Command::ShowInfo | Command::ShowStat) = (&self.kept, cmd) {
+            return kept
+                .ask(&self.path, self.timeout, &cmd.line(), out)
+                .map_err(|e| self.unavailable(e));
+        }
         let mut s = connect(&self.path).map_err(|e| self.unavailable(e))?;
         s.set_read_timeout(Some(self.timeout))
             .and_then(|_| s.set_write_timeout(Some(self.timeout)))
