@@ -274,7 +274,7 @@ impl heartbeat::Amphora for AmphoraView {
         self.0.ctx.config.amphora_id.clone()
     }
 
-    fn stats(&self, buf: &mut Vec<u8>, each: &mut dyn FnMut(&str)) {
+    fn stats(&self, buf: &mut Vec<u8>, each: &mut dyn FnMut(&[u8])) {
         self.0.ctx.listeners.octavia_stats(buf, each)
     }
 

@@ -1,6 +1,8 @@
 //! HApi routes (spec/hapi.md): `/loadBalancer/...` on the main HAProxy's admin socket.
 
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+use serde_json::json;
 
 use crate::api::ops::{DomainError, HapiOp, Op, Outcome};
 use crate::api::{free, words, ApiRoute, Endpoint, Reply};
@@ -59,16 +61,16 @@ pub fn render(_: Key, r: Result<Outcome, DomainError>) -> Result<Reply, ApiError
     Ok(match r.map_err(error)? {
         // `[{...}]`: every `show info` field, as strings.
         Outcome::Info(fields) => {
-            let mut info: Map<String, Value> = fields
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
+            // Sorted by name as a JSON object map would be, borrowed rather than copied.
+            let mut info: BTreeMap<&str, &str> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             // HApi always showed these two; HAProxy 2.x leaves them out while they are empty.
             for key in ["node", "description"] {
-                info.entry(key)
-                    .or_insert_with(|| Value::String(String::new()));
+                info.entry(key).or_insert("");
             }
-            Reply::json(200, &json!([info]))
+            Reply::json(200, &[info])
         }
         Outcome::Nodes(found) => {
             let flag = if found.is_empty() { "False" } else { "True" };

@@ -408,21 +408,27 @@ pub fn stat_lines(reply: &str) -> Option<(Vec<&str>, impl Iterator<Item = &str>)
 }
 
 /// `show stat` read by the named columns only, borrowed from the reply (a column the header
-/// lacks reads as empty): each row is split at its commas only up to the last column wanted,
-/// and the rest of it skipped to the line's end. Thousands of rows of some 100 fields each,
-/// without a map or a vector per row. None without a header.
+/// lacks, or a field that is not UTF-8, reads as empty): each row is split at its commas only
+/// up to the last column wanted, and the rest of it skipped to the line's end. Thousands of
+/// rows of some 100 fields each, without a map or a vector per row, and only the fields
+/// wanted checked as text. None without a header.
 pub fn stat_columns<'a, const N: usize>(
-    reply: &'a str,
+    reply: &'a [u8],
     wanted: [&str; N],
 ) -> Option<impl Iterator<Item = [&'a str; N]> + 'a> {
-    let start = reply.len() - reply.trim_start().len();
-    let (header, mut rest) = reply[start..]
-        .split_once('\n')
-        .unwrap_or((&reply[start..], ""));
+    let start = reply.iter().position(|b| !b.is_ascii_whitespace())?;
+    let (header, mut rest) = match memchr::memchr(b'\n', &reply[start..]) {
+        Some(i) => (&reply[start..start + i], &reply[start + i + 1..]),
+        None => (&reply[start..], &reply[reply.len()..]),
+    };
     // For each field up to the last one wanted, which wanted column it is, if any.
     let mut slot: Vec<Option<usize>> = Vec::new();
-    for (i, name) in header.strip_prefix("# ")?.split(',').enumerate() {
-        if let Some(k) = wanted.iter().position(|w| *w == name) {
+    for (i, name) in header
+        .strip_prefix(b"# ")?
+        .split(|b| *b == b',')
+        .enumerate()
+    {
+        if let Some(k) = wanted.iter().position(|w| w.as_bytes() == name) {
             slot.resize(i + 1, None);
             slot[i] = Some(k);
         }
@@ -431,38 +437,37 @@ pub fn stat_columns<'a, const N: usize>(
         return None;
     }
     // Consecutive rows of a proxy begin with the same name, which is compared, not scanned.
-    let mut name = "";
+    let mut name: &[u8] = b"";
     Some(std::iter::from_fn(move || loop {
         if rest.is_empty() {
             return None;
         }
-        let end = memchr::memchr(b'\n', rest.as_bytes()).unwrap_or(rest.len());
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
         let line = &rest[..end];
-        rest = rest.get(end + 1..).unwrap_or("");
-        if !line.trim().is_empty() && !line.starts_with('#') {
+        rest = rest.get(end + 1..).unwrap_or(b"");
+        if !line.trim_ascii().is_empty() && !line.starts_with(b"#") {
             return Some(split_row(line, &slot, &mut name));
         }
     }))
 }
 
-/// The wanted fields of one line, cut at commas (ASCII, so always at a character boundary)
-/// only as far as the last field wanted; `name` is the previous line's first field, and
-/// becomes this one's.
+/// The wanted fields of one line, cut at commas only as far as the last field wanted; `name`
+/// is the previous line's first field, and becomes this one's.
 fn split_row<'a, const N: usize>(
-    line: &'a str,
+    line: &'a [u8],
     slot: &[Option<usize>],
-    name: &mut &'a str,
+    name: &mut &'a [u8],
 ) -> [&'a str; N] {
     let mut row = [""; N];
-    let same_name = line.starts_with(*name) && line.as_bytes().get(name.len()) == Some(&b',');
+    let same_name = line.starts_with(name) && line.get(name.len()) == Some(&b',');
     let mut from = 0;
     for (field, k) in slot.iter().enumerate() {
         let stop = if field == 0 && same_name {
             name.len()
         } else {
             // Most fields are a few bytes: a plain loop beats memchr's setup on each.
-            let rest = &line.as_bytes()[from..];
-            rest.iter()
+            line[from..]
+                .iter()
                 .position(|b| *b == b',')
                 .map_or(line.len(), |i| from + i)
         };
@@ -470,7 +475,7 @@ fn split_row<'a, const N: usize>(
             *name = &line[..stop];
         }
         if let Some(k) = k {
-            row[*k] = &line[from..stop];
+            row[*k] = std::str::from_utf8(&line[from..stop]).unwrap_or("");
         }
         if stop == line.len() {
             break;
@@ -539,7 +544,7 @@ wwwbackend,BACKEND,0,0,0,0,200,0,0,0,0,0,,0,0,0,0,UP,2,2,0\n\n";
     #[test]
     fn stat_columns_agree_with_whole_rows() {
         let wanted = ["status", "svname", "nosuch", "bck", "pxname"];
-        let rows: Vec<_> = stat_columns(STAT, wanted).unwrap().collect();
+        let rows: Vec<_> = stat_columns(STAT.as_bytes(), wanted).unwrap().collect();
         let whole = parse_stat(STAT).unwrap();
         assert_eq!(rows.len(), whole.len());
         for (row, w) in rows.iter().zip(&whole) {
@@ -548,11 +553,15 @@ wwwbackend,BACKEND,0,0,0,0,200,0,0,0,0,0,,0,0,0,0,UP,2,2,0\n\n";
             }
         }
         // Short rows, blank and comment lines, no final newline.
-        let text = "\n# a,b,c\nx\n\n# again\n1,2,3,4\n,,\n5,6";
+        let text = b"\n# a,b,c\nx\n\n# again\n1,2,3,4\n,,\n5,6\n\xff,\xfe,ok";
         let got: Vec<_> = stat_columns(text, ["c", "a"]).unwrap().collect();
-        assert_eq!(got, [["", "x"], ["3", "1"], ["", ""], ["", "5"]]);
-        assert!(stat_columns("# a,b\n1,2\n", ["z"]).is_none());
-        assert!(stat_columns("Unknown command.\n", ["a"]).is_none());
+        assert_eq!(
+            got,
+            [["", "x"], ["3", "1"], ["", ""], ["", "5"], ["ok", ""]]
+        );
+        assert!(stat_columns(b"# a,b\n1,2\n", ["z"]).is_none());
+        assert!(stat_columns(b"Unknown command.\n", ["a"]).is_none());
+        assert!(stat_columns(b"", ["a"]).is_none());
     }
 
     #[test]

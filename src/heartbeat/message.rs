@@ -104,7 +104,7 @@ impl Builder {
     }
 
     /// One load balancer's `show stat`, as HAProxy replied; `last` holds the counters last sent.
-    pub fn add(&mut self, reply: &str, last: &Counters) {
+    pub fn add(&mut self, reply: &[u8], last: &Counters) {
         let Some(rows) = stat_columns(reply, COLUMNS) else {
             return;
         };
@@ -198,7 +198,7 @@ mod tests {
         let mut b = Builder::default();
         b.begin();
         for reply in stats {
-            b.add(reply, counters);
+            b.add(reply.as_bytes(), counters);
         }
         let (head, tail, members) = b.finish(id, seq, counters);
         (

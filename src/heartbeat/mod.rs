@@ -83,7 +83,7 @@ pub trait Amphora {
     fn id(&self) -> Option<String>;
     /// `show stat` of every running API-1.0 load balancer, as HAProxy replied, each read into
     /// `buf` (kept across heartbeats) and handed to `each`.
-    fn stats(&self, buf: &mut Vec<u8>, each: &mut dyn FnMut(&str));
+    fn stats(&self, buf: &mut Vec<u8>, each: &mut dyn FnMut(&[u8]));
     /// Keepalived is configured but not running: Octavia's agent then stays silent, so that
     /// the controller fails this amphora over.
     fn vrrp_down(&self) -> bool;

@@ -5,8 +5,6 @@ pub mod router;
 
 use std::net::SocketAddr;
 
-use serde_json::Value;
-
 use crate::error::ApiError;
 
 pub use router::{percent_decode, Match, Params, Route, Router};
@@ -110,11 +108,13 @@ impl Reply {
         }
     }
 
-    pub fn json(status: u16, v: &Value) -> Self {
+    /// A JSON body: a `Value`, or any value that serializes as JSON whatever it holds (maps
+    /// with string keys, strings, numbers), which spares building a `Value` first.
+    pub fn json(status: u16, v: &impl serde::Serialize) -> Self {
         Reply {
             status,
             content_type: "application/json",
-            body: v.to_string().into_bytes(),
+            body: serde_json::to_vec(v).unwrap_or_default(),
             headers: Vec::new(),
         }
     }

@@ -427,15 +427,15 @@ impl Listeners {
     }
 
     /// `show stat` of every running load balancer uploaded through Octavia's API 1.0, each
-    /// read into `buf` and handed to `each` as HAProxy replied.
-    pub fn octavia_stats(&self, buf: &mut Vec<u8>, each: &mut dyn FnMut(&str)) {
+    /// read into `buf` and handed to `each` as HAProxy replied (bytes: a reader checks only
+    /// the fields it uses as text).
+    pub fn octavia_stats(&self, buf: &mut Vec<u8>, each: &mut dyn FnMut(&[u8])) {
         for id in self.store.ids().unwrap_or_default() {
             if self.store.origin(&id) != Origin::Octavia || self.running_pid(&id).is_none() {
                 continue;
             }
-            let read = self.proc(&id).stats_into(buf);
-            if let (true, Ok(text)) = (read, std::str::from_utf8(buf)) {
-                each(text);
+            if self.proc(&id).stats_into(buf) {
+                each(buf);
             }
         }
     }
