@@ -452,15 +452,16 @@ pub fn stat_columns<'a, const N: usize>(
 }
 
 /// The wanted fields of one line, cut at commas only as far as the last field wanted; `name`
-/// is the previous line's first field, and becomes this one's.
+/// is the previous line's first field, and becomes this one's. The part of the line read is
+/// checked as UTF-8 once, not field by field; a field that is not UTF-8 reads as empty.
 fn split_row<'a, const N: usize>(
     line: &'a [u8],
     slot: &[Option<usize>],
     name: &mut &'a [u8],
 ) -> [&'a str; N] {
-    let mut row = [""; N];
+    let mut spans = [(0, 0); N];
     let same_name = line.starts_with(name) && line.get(name.len()) == Some(&b',');
-    let mut from = 0;
+    let (mut from, mut read) = (0, 0);
     for (field, k) in slot.iter().enumerate() {
         let stop = if field == 0 && same_name {
             name.len()
@@ -475,14 +476,19 @@ fn split_row<'a, const N: usize>(
             *name = &line[..stop];
         }
         if let Some(k) = k {
-            row[*k] = std::str::from_utf8(&line[from..stop]).unwrap_or("");
+            spans[*k] = (from, stop);
         }
+        read = stop;
         if stop == line.len() {
             break;
         }
         from = stop + 1;
     }
-    row
+    // Commas are ASCII, so in valid UTF-8 every span starts and ends on a char boundary.
+    match std::str::from_utf8(&line[..read]) {
+        Ok(text) => spans.map(|(a, b)| text.get(a..b).unwrap_or("")),
+        Err(_) => spans.map(|(a, b)| std::str::from_utf8(&line[a..b]).unwrap_or("")),
+    }
 }
 
 /// `show stat` CSV as rows of (column, value), by its header line. None if there is no header.
