@@ -25,7 +25,8 @@ const ZLIB_HEADER: [u8; 2] = [0x78, 0x01];
 pub struct Sealer {
     compressor: Box<CompressorOxide>,
     out: Vec<u8>,
-    tail: Vec<u8>,
+    /// The last tail, none before the first message.
+    tail: Option<Vec<u8>>,
     tail_deflated: Vec<u8>,
     tail_adler: u32,
 }
@@ -34,26 +35,23 @@ impl Sealer {
     pub fn new() -> Sealer {
         // Negative window bits: raw deflate, framed here.
         let flags = create_comp_flags_from_zip_params(LEVEL, -15, 0);
-        let mut sealer = Sealer {
+        Sealer {
             compressor: Box::new(CompressorOxide::new(flags)),
             out: Vec::new(),
-            tail: Vec::new(),
+            tail: None,
             tail_deflated: Vec::new(),
             tail_adler: 1,
-        };
-        // The empty tail, so that `tail_deflated` always holds a final block.
-        sealer.tail_deflated = sealer.deflate(b"", TDEFLFlush::Finish).unwrap_or_default();
-        sealer
+        }
     }
 
     /// `zlib(head || tail) || hex(HMAC-SHA256(key, zlib(head || tail)))`; None if the
     /// compressor fails, which it does not on a whole input with room to write.
     pub fn seal(&mut self, head: &[u8], tail: &[u8], key: &[u8]) -> Option<&[u8]> {
-        if tail != self.tail.as_slice() {
+        if self.tail.as_deref() != Some(tail) {
+            self.tail = None;
             self.tail_deflated = self.deflate(tail, TDEFLFlush::Finish)?;
             self.tail_adler = adler32(1, tail);
-            self.tail.clear();
-            self.tail.extend_from_slice(tail);
+            self.tail = Some(tail.to_vec());
         }
         let head_deflated = self.deflate(head, TDEFLFlush::Full)?;
         let adler = adler32_concat(adler32(1, head), self.tail_adler, tail.len());
