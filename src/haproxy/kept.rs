@@ -5,8 +5,8 @@
 //!
 //! In interactive mode HAProxy ends every answer with the prompt `\n> `. Only `show info` and
 //! `show stat` go through kept sessions: no line of theirs begins with `> `, so an answer that
-//! ends with the prompt is whole. A kept session found closed (HAProxy restarted) is replaced
-//! once, which is safe for queries that change nothing.
+//! ends with the prompt is whole. A kept session HAProxy has ended (`shutdown session`, a
+//! restart in place) is replaced once, which is safe for queries that change nothing.
 //!
 //! A session keeps the HAProxy it was opened on alive and answering after a reload, when a new
 //! process has bound a new socket at the same path: a session is used only while the path is
@@ -66,7 +66,7 @@ impl Kept {
         };
         let mut answer = converse(&mut s, line, out);
         if answer.is_err() && !fresh {
-            // Closed while idle (a restart): once more, on a new session.
+            // Ended by HAProxy while idle: once more, on a new session.
             s = open(path, timeout)?;
             answer = converse(&mut s, line, out);
         }

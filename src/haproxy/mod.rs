@@ -1,7 +1,7 @@
 //! The HAProxy runtime client (DESIGN section 6) and parsers for what its admin socket prints.
-//! One command per connection, read to EOF, with timeouts (a long-lived client's queries go
-//! through `kept` sessions instead); commands are built only from validated names, and a reply
-//! that says HAProxy refused is an error.
+//! One command per connection, read to EOF, with timeouts; the one departure from DESIGN's
+//! contract is HApi's `show info`/`show stat`, asked on `kept` sessions for speed. Commands are
+//! built only from validated names, and a reply that says HAProxy refused is an error.
 
 mod kept;
 
