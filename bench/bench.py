@@ -474,8 +474,10 @@ def measure(procs, work, t0, strict, no_octavia):
     fp["end"] = proc_status(agent.pid)
 
     # 5. Heartbeats of a large load balancer, from the plain-HTTP agent.
-    hb = heartbeat.measure(plain_agent.pid, plain_port, lifecycle.free_port, proc_status)
-    log(f"heartbeat: {hb['cpu_ms_per_beat']:.2f} ms CPU per beat, {hb['max_bytes']} bytes, "
+    hb = heartbeat.measure(plain_agent.pid, plain_port, lifecycle.free_port, proc_status,
+                           f"{work}/agent-plain/state")
+    log(f"heartbeat: {hb['cpu_ms_per_beat']:.2f} ms CPU per beat "
+        f"({hb['changing_cpu_ms_per_beat']:.2f} ms with a member changed), {hb['max_bytes']} bytes, "
         f"RSS {mib(hb['rss'])}")
 
     # 6. GET /metrics over 10 load balancers' HAProxies, from the plain-HTTP agent.
@@ -556,8 +558,9 @@ def build_report(meta, fp, res, conc, lc, octavia, hb, sc):
            f"{lc['start_ratio']:.2f}x ({ms['api_start']['p50']:.1f} / {ms['hand_start']['p50']:.1f} ms)",
            "<= 1.3x", lc["start_ratio"] <= 1.3)
     what = f"1 load balancer, {hb['listeners']} listeners, {hb['members']:,} members"
-    target(f"heartbeat CPU time (build + send), {what}", f"{hb['cpu_ms_per_beat']:.2f} ms",
-           "<= 2 ms", hb["cpu_ms_per_beat"] <= 2)
+    target(f"heartbeat CPU time (build + send), {what}",
+           f"{hb['cpu_ms_per_beat']:.2f} ms ({hb['changing_cpu_ms_per_beat']:.2f} ms for a beat "
+           "that reports a member changed)", "<= 2 ms", hb["cpu_ms_per_beat"] <= 2)
     target(f"heartbeat datagram, {what}", f"{hb['max_bytes']:,} bytes", "< 64 KiB",
            hb["max_bytes"] < 64 * 1024)
     target("RSS while sending those heartbeats (VmRSS)", mib(hb["rss"]), "<= 6 MiB",

@@ -40,8 +40,23 @@ def thread_ns(pid, name):
     raise RuntimeError(f"no thread {name} in {pid}")
 
 
-def measure(pid, port, free_port, status, beats=20):
-    """Against the plain-HTTP agent `pid` listening on `port`; `status(pid)` is its VmRSS etc."""
+def cli(sock, command):
+    """One command on an HAProxy admin socket; its answer."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(sock)
+        s.sendall(command.encode() + b"\n")
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out.decode()
+
+
+def measure(pid, port, free_port, status, state_dir, beats=20):
+    """Against the plain-HTTP agent `pid` listening on `port`, its state in `state_dir`;
+    `status(pid)` is its VmRSS etc. Steady beats first (no member changes, as most are), then
+    beats that each report a member changed (drained and made ready in turn: DRAIN, then
+    "no check" again), which cost the sender a compression of the whole member list."""
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     rx.settimeout(5)
@@ -64,9 +79,19 @@ def measure(pid, port, free_port, status, beats=20):
         sizes.append(len(rx.recv(65536)))
     ns = thread_ns(pid, "heartbeat") - ns0
     rss = status(pid)
+    sock = f"{state_dir}/listeners/bench-lb/run/stats.sock"
+    row = cli(sock, "show stat -1 4 -1").splitlines()[1].split(",")
+    rx.recv(65536)
+    changing = 0
+    for i in range(beats):
+        cli(sock, f"set server {row[0]}/{row[1]} state {('drain', 'ready')[i % 2]}")
+        ns0 = thread_ns(pid, "heartbeat")
+        rx.recv(65536)
+        changing += thread_ns(pid, "heartbeat") - ns0
     # Silence it again, and stop the load balancer: the other measurements run after.
     call("PUT", "/1.0/config", b"[health_manager]\n")
     call("DELETE", "/1.0/listeners/bench-lb")
     return {"listeners": LISTENERS, "members": MEMBERS, "beats": beats,
-            "cpu_ms_per_beat": ns / beats / 1e6, "max_bytes": max(sizes),
+            "cpu_ms_per_beat": ns / beats / 1e6, "changing_cpu_ms_per_beat": changing / beats / 1e6,
+            "max_bytes": max(sizes),
             "rss": rss["VmRSS"], "config_bytes": len(cfg)}
