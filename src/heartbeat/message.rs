@@ -109,7 +109,7 @@ impl Builder {
             return;
         };
         // A proxy's rows come together: its name is searched once, not on every row.
-        let (mut last_px, mut skip) = ("", false);
+        let (mut last_px, mut skip) = ("", true);
         for [px, sv, status, scur, stot, bin, bout, ereq, weight] in rows {
             if px != last_px {
                 (last_px, skip) = (px, px.is_empty() || internal(px));
@@ -289,6 +289,18 @@ prometheus-exporter-internal,BACKEND,UP,0,0,0,0,,0\n";
         assert_eq!(
             msg["pools"],
             json!({"b\"e\\1": {"status": "UP", "members": {"s\u{1}": "UP"}}})
+        );
+    }
+
+    #[test]
+    fn rows_without_a_proxy_name_are_left_out() {
+        let text =
+            "# pxname,svname,status,weight\n,s0,UP,1\n,BACKEND,UP,1\nb,s1,UP,1\nb,BACKEND,UP,1\n";
+        let (msg, members) = build("amp", 0, &[text.to_string()], &mut Counters::new());
+        assert_eq!(members, 1);
+        assert_eq!(
+            msg["pools"],
+            json!({"b": {"status": "UP", "members": {"s1": "UP"}}})
         );
     }
 
