@@ -6,14 +6,14 @@ fork-per-request way (bench/hapi_socat.py) and the real Octavia amphora agent; n
 against the handshake floor (a bare rustls server, `loadgen floor-server`); listener lifecycle
 against doing it by hand (bench/lifecycle.py); 64 concurrent clients; the heartbeat of a large
 load balancer (bench/heartbeat.py); a Prometheus scrape of 10 HAProxies (bench/metrics.py). Every
-HTTP(S) request comes
-from bench/loadgen, a separate process. Writes bench/results.md and bench/results.json.
+HTTP(S) request comes from bench/loadgen, a separate process. Writes bench/results.md and bench/results.json.
 
 Usage: bench/bench.py [--quick] [--strict] [--no-octavia]
   --quick       small counts, to check the harness itself (numbers are not meaningful)
   --strict      exit 1 when a target FAILs
   --no-octavia  skip the Octavia agent (its rows say SKIP)"""
-import http.client, json, os, platform, re, shutil, signal, socket, ssl, statistics, subprocess
+import http.client, json, math, os, platform, re, shutil, signal, socket, ssl, statistics
+import subprocess
 import sys, tempfile, time
 
 sys.dont_write_bytecode = True  # no __pycache__ in bench/ from the import below
@@ -335,6 +335,37 @@ def case(results, key, client, path, n, new_conn=False, expect=None):
     return r
 
 
+def in_turns(results, cases, path, n, turns=6):
+    """New-connection cases compared with each other: each warmed up, then measured in `turns`
+    runs of n/turns requests, one case after the other, and each case's runs pooled. Measured
+    one after the other, the machine's drift within a minute (the handshake floor alone moved
+    by a fifth between rows of one run) fell on one side of the comparison only."""
+    pooled = {}
+    for key, client, expect in cases:
+        loadgen(client.args(path, max(5, min(N_WARMUP, n // 10)), True, expect=expect))
+        pooled[key] = {"requests": 0, "completed": 0, "errors": 0, "connections": 0,
+                       "duration_s": 0.0, "first_error": None, "lat": []}
+    for _ in range(turns):
+        for key, client, expect in cases:
+            r = loadgen(client.args(path, -(-n // turns), True, expect=expect) + ["--raw"])
+            p = pooled[key]
+            for k in ("requests", "completed", "errors", "connections", "duration_s"):
+                p[k] += r[k]
+            p["first_error"] = p["first_error"] or r["first_error"]
+            p["lat"] += r["latencies_us"]
+    for key, p in pooled.items():
+        lat = sorted(p.pop("lat"))
+
+        def pct(q):
+            return lat[min(max(math.ceil(q * len(lat)), 1), len(lat)) - 1] / 1000 if lat else 0.0
+        p.update(rps=p["completed"] / p["duration_s"] if p["duration_s"] else 0.0,
+                 p50_ms=pct(0.5), p90_ms=pct(0.9), p99_ms=pct(0.99), max_ms=pct(1.0),
+                 path=path, mode="new-conn")
+        results[key] = p
+        log(f"{key}: p50 {p['p50_ms']:.3f} ms, p99 {p['p99_ms']:.3f} ms, {p['rps']:.0f} req/s, "
+            f"{p['errors']} errors" + (f" ({p['first_error']})" if p["errors"] else ""))
+
+
 def verdict(ok):
     return "PASS" if ok else "FAIL"
 
@@ -431,18 +462,19 @@ def measure(procs, work, t0, strict, no_octavia):
     case(res, "lbagent-http/status", plain, "/loadBalancer/status", N_KEEPALIVE, expect="HAProxy")
     # No HAProxy I/O: the agent's own HTTP path, to split the status cost in two.
     case(res, "lbagent-http/listeners", plain, "/v0.1/listeners", N_KEEPALIVE)
+    requests = (("status", "/loadBalancer/status", "HAProxy"), ("info", "/info", "haproxy_version"),
+                ("listeners", "/v0.1/listeners", None),
+                ("details", "/v0.1/details", "haproxy_version"))
     for new, n in ((False, N_KEEPALIVE), (True, N_NEWCONN)):
         m = "new" if new else "ka"
-        case(res, f"lbagent/status/{m}", tls, "/loadBalancer/status", n, new, "HAProxy")
-        case(res, f"lbagent/info/{m}", tls, "/info", n, new, "haproxy_version")
-        case(res, f"lbagent/listeners/{m}", tls, "/v0.1/listeners", n, new)
-        case(res, f"lbagent/details/{m}", tls, "/v0.1/details", n, new, "haproxy_version")
-        if new:
-            # The handshake floor, with the new-connection rows' own invocations (its answer is
-            # a fixed "ok", so no --expect).
-            for ours, path in (("status", "/loadBalancer/status"), ("info", "/info"),
-                               ("listeners", "/v0.1/listeners"), ("details", "/v0.1/details")):
-                case(res, f"tls-floor/{ours}/new", tls_floor, path, n, new)
+        for ours, path, expect in requests:
+            if new:
+                # Against the handshake floor, with the same invocations (its answer is a fixed
+                # "ok", so no --expect), in turns.
+                in_turns(res, ((f"lbagent/{ours}/new", tls, expect),
+                               (f"tls-floor/{ours}/new", tls_floor, None)), path, n)
+            else:
+                case(res, f"lbagent/{ours}/ka", tls, path, n, False, expect)
         case(res, f"hapi/status/{m}", hapi_c, "/loadBalancer/status", N_HAPI, new, "HAProxy")
         if not isinstance(octavia, str):
             oc = Client(f"https://127.0.0.1:{octavia[1]}", pki)
@@ -634,7 +666,9 @@ def build_report(meta, fp, res, conc, lc, octavia, hb, sc):
              "(ring, the agent's settings) with the same server certificate and client-CA "
              "verification that answers every request with a fixed 2-byte 200; its new-connection "
              f"p50 here ({res['tls-floor/listeners/new']['p50_ms']:.3f} ms for GET "
-             "/v0.1/listeners) is TCP + that handshake + a trivial answer. Each new-connection "
+             "/v0.1/listeners) is TCP + that handshake + a trivial answer. lbagent's and the "
+             "floor's new-connection cases are measured in turns (6 runs each, alternating, "
+             "pooled), so that the machine's drift falls on both. Each new-connection "
              "target is p50 <= 1.2 x (the floor's new-connection p50 + lbagent's keep-alive p50 "
              "for the same request); the peers' req/s ratios there are information.")
     if isinstance(octavia, str):

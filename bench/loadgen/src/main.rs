@@ -3,15 +3,16 @@
 //!
 //! HTTP(S):  loadgen --url https://127.0.0.1:6000/path [--cacert CA] [--cert C --key K]
 //!                   [--basic user:pass] [--conns N] [--requests N] [--duration S] [--new-conn]
-//!                   [--expect TEXT]
+//!                   [--expect TEXT] [--raw]
 //! Unix:     loadgen --unix /path/haproxy.stat --send 'show info\n' [same bounds]
 //! Floor:    loadgen floor-server --cert F --key F [--client-ca F] [--port N]
 //!
 //! Every target is measured with this same client, so differences are the servers'.
 //! Output: requests (sent), completed (answered, any status), errors (IO errors, non-2xx, answers
 //! lacking --expect), rps (completed per second), latency percentiles in ms, and connections
-//! made (more than --conns when the server closes after each answer). Requests over a second
-//! are reported on stderr.
+//! made (more than --conns when the server closes after each answer); with --raw, also every
+//! latency in µs (`latencies_us`), for pooling runs. Requests over a second are reported on
+//! stderr.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -33,6 +34,7 @@ use rustls::{
 const USAGE: &str =
     "usage: loadgen (--url URL | --unix PATH --send TEXT) [--cacert F] [--cert F --key F]
        [--basic USER:PASS] [--conns N] [--requests N] [--duration SECS] [--new-conn] [--expect TEXT]
+       [--raw]
        loadgen floor-server --cert F --key F [--client-ca F] [--port N]";
 /// No single request may hang a run.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,6 +56,7 @@ struct Args {
     duration: Option<f64>,
     new_conn: bool,
     expect: Option<String>,
+    raw: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -70,11 +73,16 @@ fn parse_args() -> Result<Args, String> {
         duration: None,
         new_conn: false,
         expect: None,
+        raw: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--new-conn" {
-            a.new_conn = true;
+        match flag.as_str() {
+            "--new-conn" => a.new_conn = true,
+            "--raw" => a.raw = true,
+            _ => {}
+        }
+        if flag == "--new-conn" || flag == "--raw" {
             continue;
         }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -756,7 +764,7 @@ fn main() -> ExitCode {
         "{{\"requests\":{requests},\"completed\":{completed},\"errors\":{errors},\"conns\":{},\
 \"connections\":{connections},\"slow\":{slow},\"duration_s\":{elapsed:.3},\"rps\":{:.1},\"p50_ms\":{:.3},\
 \"p90_ms\":{:.3},\"p99_ms\":{:.3},\"mean_ms\":{mean:.3},\"max_ms\":{:.3},\"statuses\":{{{statuses}}},\
-\"first_error\":{}}}",
+\"first_error\":{}{}}}",
         args.conns,
         completed as f64 / elapsed,
         percentile(&lat, 0.50),
@@ -764,6 +772,11 @@ fn main() -> ExitCode {
         percentile(&lat, 0.99),
         percentile(&lat, 1.0),
         first_error.map_or("null".into(), |e| json_str(&e)),
+        if args.raw {
+            format!(",\"latencies_us\":{lat:?}")
+        } else {
+            String::new()
+        },
     );
     ExitCode::SUCCESS
 }
