@@ -93,7 +93,7 @@ fn run(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
         internal_connections: cfg.workers,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let mut front = front::Front::new(public, tls, internal.socket.clone(), peers, limits)
+    let front = front::Front::new(public, tls, internal.socket.clone(), peers, limits)
         .map_err(|e| format!("listener setup: {e}"))?;
     logs::info(&format!(
         "lbagent {} listening on {scheme}://{local} (pid {})",
@@ -101,12 +101,14 @@ fn run(cfg: Config, tls: Tls) -> Result<ExitCode, String> {
         std::process::id()
     ));
 
-    front.run(|| {
-        if signals::take_reopen() {
-            logs::reopen();
-        }
-        signals::stop_requested() || failed.load(Ordering::SeqCst)
-    });
+    front
+        .run(|| {
+            if signals::take_reopen() {
+                logs::reopen();
+            }
+            signals::stop_requested() || failed.load(Ordering::SeqCst)
+        })
+        .map_err(|e| format!("cannot start connection threads: {e}"))?;
 
     logs::info("stopping: draining in-flight requests");
     if !front.drain(cfg.request_timeout + DRAIN_GRACE) {

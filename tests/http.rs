@@ -424,3 +424,44 @@ fn failed_logins_and_handshakes_are_logged_once_a_second_with_a_count() {
     );
     assert!(!log.contains("wrong"), "no password in the log");
 }
+
+/// The ids of the agent's threads named `name`.
+fn thread_ids(agent: &Agent, name: &str) -> Vec<u32> {
+    let tasks = format!("/proc/{}/task", agent.child.id());
+    let mut ids: Vec<u32> = std::fs::read_dir(tasks)
+        .unwrap()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|t| t.file_name().to_str()?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn new_connections_are_served_by_threads_already_running() {
+    let dir = TempDir::new("http");
+    let agent = agent(&dir, "");
+    let ask = b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        statuses(&exchange(agent.port, ask, Duration::from_secs(5))),
+        [404]
+    );
+    let before = thread_ids(&agent, "conn");
+    assert!(!before.is_empty() && before.len() <= 3, "{before:?}");
+    // One after the other, each on a connection of its own: a thread started per connection
+    // would show 20 new ids.
+    for _ in 0..20 {
+        assert_eq!(
+            statuses(&exchange(agent.port, ask, Duration::from_secs(5))),
+            [404]
+        );
+    }
+    let after = thread_ids(&agent, "conn");
+    let new = after.iter().filter(|t| !before.contains(t)).count();
+    assert!(
+        new < 10,
+        "{new} new connection threads for 20 connections: {after:?}"
+    );
+    assert!(after.len() <= 3, "{after:?}");
+}

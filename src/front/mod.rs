@@ -1,7 +1,8 @@
 //! The network front (DESIGN section 0): the agent's own accept loop on the public socket and
 //! everything between a client and the internal HTTP server (tiny_http on a Unix socket in a
 //! private directory). By job:
-//! - `admission`: the connection cap, and the 503 for connections over it;
+//! - `admission`: the accept loop (on the threads that serve), the connection cap, and the 503
+//!   for connections over it;
 //! - `client`: plain TCP or TLS with a handshake deadline, deadline-bound output;
 //! - `relay`: one connection's requests, framed (`crate::framing`) and relayed in order;
 //! - `pool`: persistent internal connections the relays borrow;
@@ -17,7 +18,6 @@ mod relay;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -56,10 +56,8 @@ struct Shared {
 }
 
 pub struct Front {
-    /// Dropped when the accept loop ends, so a stopping agent refuses new connections at once.
-    listener: Option<TcpListener>,
     shared: Arc<Shared>,
-    admission: admission::Admission,
+    admission: Arc<admission::Admission>,
 }
 
 impl Front {
@@ -70,7 +68,6 @@ impl Front {
         peers: Arc<PeerTable>,
         limits: Limits,
     ) -> io::Result<Self> {
-        listener.set_nonblocking(true)?;
         let pool = pool::Pool::new(internal, limits.internal_connections, peers.probe_token());
         let shared = Arc::new(Shared {
             tls,
@@ -81,32 +78,23 @@ impl Front {
             stopping: AtomicBool::new(false),
         });
         Ok(Front {
-            listener: Some(listener),
-            admission: admission::Admission::start(shared.clone())?,
+            admission: admission::Admission::start(shared.clone(), listener)?,
             shared,
         })
     }
 
-    /// Accepts until `stop()` says so; `stop` is called between accepts (and handles signals).
-    /// Accept errors are logged and retried, never fatal.
-    pub fn run(&mut self, mut stop: impl FnMut() -> bool) {
-        let Some(listener) = self.listener.take() else {
-            return;
-        };
-        while !stop() {
-            if !poll_one(listener.as_raw_fd(), libc::POLLIN, TICK) {
-                continue;
-            }
-            match listener.accept() {
-                Ok((stream, addr)) => self.admission.admit(stream, addr),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    logs::error(&format!("accept failed: {e}"));
-                    // EMFILE and friends: give the system a moment instead of spinning.
-                    thread::sleep(Duration::from_millis(100));
-                }
-            }
+    /// Accepts (on the connection threads) until `stop()` says so; `stop` is called every
+    /// tick (and handles signals). Then the socket stops listening at once.
+    pub fn run(&self, mut stop: impl FnMut() -> bool) -> io::Result<()> {
+        if let Err(e) = self.admission.open() {
+            self.admission.close();
+            return Err(e);
         }
+        while !stop() {
+            thread::sleep(TICK);
+        }
+        self.admission.close();
+        Ok(())
     }
 
     /// Stops taking new requests and waits (at most `max`) for in-flight ones to finish.
