@@ -116,6 +116,12 @@ def descendants(pid):
     return out
 
 
+def cpu_times():
+    """The machine's CPU times (/proc/stat's first line: user ... steal ...), in ticks."""
+    with open("/proc/stat") as f:
+        return [int(v) for v in f.readline().split()[1:]]
+
+
 def proc_status(pid):
     """VmRSS, VmHWM, RssAnon (bytes) and Threads of one process."""
     out = {}
@@ -335,32 +341,42 @@ def case(results, key, client, path, n, new_conn=False, expect=None):
     return r
 
 
-def in_turns(results, cases, path, n, turns=6):
-    """New-connection cases compared with each other: each warmed up, then measured in `turns`
-    runs of n/turns requests, one case after the other, and each case's runs pooled. Measured
+def http_case(key, client, path, n, new_conn=False, expect=None):
+    """One HTTP(S) case for in_turns."""
+    return (key, lambda count: client.args(path, count, new_conn, expect=expect), n, path,
+            "new-conn" if new_conn else "keep-alive")
+
+
+def in_turns(results, cases, turns=6):
+    """Cases compared with each other: each warmed up, then measured in `turns` runs of a
+    `turns`-th of its count, one case after the other, and each case's runs pooled. Measured
     one after the other, the machine's drift within a minute (the handshake floor alone moved
-    by a fifth between rows of one run) fell on one side of the comparison only."""
+    by a fifth between rows of one run) fell on one side of a comparison only. `cases`:
+    (key, args, n, path, mode), where args(count) are loadgen's arguments."""
     pooled = {}
-    for key, client, expect in cases:
-        loadgen(client.args(path, max(5, min(N_WARMUP, n // 10)), True, expect=expect))
+    for key, args, n, _, _ in cases:
+        loadgen(args(max(5, min(N_WARMUP, n // 10))))
         pooled[key] = {"requests": 0, "completed": 0, "errors": 0, "connections": 0,
                        "duration_s": 0.0, "first_error": None, "lat": []}
     for _ in range(turns):
-        for key, client, expect in cases:
-            r = loadgen(client.args(path, -(-n // turns), True, expect=expect) + ["--raw"])
+        for key, args, n, _, _ in cases:
+            r = loadgen(args(-(-n // turns)) + ["--raw"])
             p = pooled[key]
-            for k in ("requests", "completed", "errors", "connections", "duration_s"):
+            for k in ("requests", "completed", "errors", "connections"):
                 p[k] += r[k]
+            # From the rate rather than duration_s, which loadgen rounds to the millisecond.
+            p["duration_s"] += r["completed"] / r["rps"] if r["rps"] else r["duration_s"]
             p["first_error"] = p["first_error"] or r["first_error"]
             p["lat"] += r["latencies_us"]
-    for key, p in pooled.items():
+    for key, _, _, path, mode in cases:
+        p = pooled[key]
         lat = sorted(p.pop("lat"))
 
         def pct(q):
             return lat[min(max(math.ceil(q * len(lat)), 1), len(lat)) - 1] / 1000 if lat else 0.0
         p.update(rps=p["completed"] / p["duration_s"] if p["duration_s"] else 0.0,
                  p50_ms=pct(0.5), p90_ms=pct(0.9), p99_ms=pct(0.99), max_ms=pct(1.0),
-                 path=path, mode="new-conn")
+                 path=path, mode=mode)
         results[key] = p
         log(f"{key}: p50 {p['p50_ms']:.3f} ms, p99 {p['p99_ms']:.3f} ms, {p['rps']:.0f} req/s, "
             f"{p['errors']} errors" + (f" ({p['first_error']})" if p["errors"] else ""))
@@ -399,6 +415,7 @@ def measure(procs, work, t0, strict, no_octavia):
                      if l.startswith("model name")), "?"),
         "haproxy": run([HAPROXY, "-v"]).stdout.splitlines()[0],
         "loadavg_start": open("/proc/loadavg").read().split()[:3],
+        "cpu_start": cpu_times(),
         "quick": QUICK,
     }
     try:
@@ -454,12 +471,13 @@ def measure(procs, work, t0, strict, no_octavia):
 
     # 2. Request cost, one client, sequential requests.
     res = {}
-    floor = ["--unix", sock, "--send", "show info\\n", "--requests"]
-    loadgen(floor + [str(N_WARMUP)])
-    res["floor"] = loadgen(floor + [str(N_KEEPALIVE)])
-    res["floor"]["path"], res["floor"]["mode"] = "show info", "unix socket"
-    log(f"floor: p50 {res['floor']['p50_ms']:.3f} ms, {res['floor']['rps']:.0f} req/s")
-    case(res, "lbagent-http/status", plain, "/loadBalancer/status", N_KEEPALIVE, expect="HAProxy")
+
+    def floor(count):
+        return ["--unix", sock, "--send", "show info\\n", "--requests", str(count)]
+    # Each target's two sides are measured in turns.
+    in_turns(res, (("floor", floor, N_KEEPALIVE, "show info", "unix socket"),
+                   http_case("lbagent-http/status", plain, "/loadBalancer/status", N_KEEPALIVE,
+                             expect="HAProxy")))
     # No HAProxy I/O: the agent's own HTTP path, to split the status cost in two.
     case(res, "lbagent-http/listeners", plain, "/v0.1/listeners", N_KEEPALIVE)
     requests = (("status", "/loadBalancer/status", "HAProxy"), ("info", "/info", "haproxy_version"),
@@ -468,14 +486,17 @@ def measure(procs, work, t0, strict, no_octavia):
     for new, n in ((False, N_KEEPALIVE), (True, N_NEWCONN)):
         m = "new" if new else "ka"
         for ours, path, expect in requests:
+            mine = http_case(f"lbagent/{ours}/{m}", tls, path, n, new, expect)
             if new:
-                # Against the handshake floor, with the same invocations (its answer is a fixed
-                # "ok", so no --expect), in turns.
-                in_turns(res, ((f"lbagent/{ours}/new", tls, expect),
-                               (f"tls-floor/{ours}/new", tls_floor, None)), path, n)
+                # Against the handshake floor (its answer is a fixed "ok", so no --expect).
+                in_turns(res, (mine, http_case(f"tls-floor/{ours}/new", tls_floor, path, n, True)))
+            elif ours == "status":
+                in_turns(res, (mine, http_case("hapi/status/ka", hapi_c, path, N_HAPI, False,
+                                               "HAProxy")))
             else:
-                case(res, f"lbagent/{ours}/ka", tls, path, n, False, expect)
-        case(res, f"hapi/status/{m}", hapi_c, "/loadBalancer/status", N_HAPI, new, "HAProxy")
+                case(res, mine[0], tls, path, n, False, expect)
+        if new:
+            case(res, "hapi/status/new", hapi_c, "/loadBalancer/status", N_HAPI, True, "HAProxy")
         if not isinstance(octavia, str):
             oc = Client(f"https://127.0.0.1:{octavia[1]}", pki)
             case(res, f"octavia/info/{m}", oc, "/1.0/info", N_OCTAVIA, new, "haproxy_version")
@@ -519,6 +540,9 @@ def measure(procs, work, t0, strict, no_octavia):
         f"idle RSS {mib(sc['rss_before'])} -> {mib(sc['rss_after'])}")
 
     meta["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    used = [b - a for a, b in zip(meta.pop("cpu_start"), cpu_times())]
+    # Of the machine's CPU time during the run, the share the hypervisor gave to other guests.
+    meta["steal_share"] = used[7] / sum(used) if len(used) > 7 and sum(used) else 0.0
     meta["seconds"] = round(time.time() - t0, 1)
     report = build_report(meta, fp, res, conc, lc, octavia, hb, sc)
     with open(os.path.join(BENCH, "results.json"), "w") as f:
@@ -618,7 +642,8 @@ def build_report(meta, fp, res, conc, lc, octavia, hb, sc):
              f"{meta['kernel']}; {meta['haproxy']}; Octavia agent "
              f"{meta.get('octavia', 'not run')}; lbagent commit {meta['commit']}. Load average "
              f"{' '.join(meta['loadavg_start'])} at start, {' '.join(meta['loadavg_end'])} at end. "
-             f"Run took {meta['seconds']:.0f} s." + (" QUICK RUN: small counts." if meta["quick"] else "")
+             f"Run took {meta['seconds']:.0f} s; {meta['steal_share']:.0%} of the machine's CPU "
+             "time meanwhile went to other guests (steal), which slows every thread hand-off." + (" QUICK RUN: small counts." if meta["quick"] else "")
              + "\n")
     L.append("## Targets\n")
     L.append("| Target | Measured | Limit | Result |")
@@ -666,9 +691,10 @@ def build_report(meta, fp, res, conc, lc, octavia, hb, sc):
              "(ring, the agent's settings) with the same server certificate and client-CA "
              "verification that answers every request with a fixed 2-byte 200; its new-connection "
              f"p50 here ({res['tls-floor/listeners/new']['p50_ms']:.3f} ms for GET "
-             "/v0.1/listeners) is TCP + that handshake + a trivial answer. lbagent's and the "
-             "floor's new-connection cases are measured in turns (6 runs each, alternating, "
-             "pooled), so that the machine's drift falls on both. Each new-connection "
+             "/v0.1/listeners) is TCP + that handshake + a trivial answer. The two sides of "
+             "each comparison with a target (lbagent and the handshake floor, the socket floor, "
+             "HApi's way) are measured in turns (6 runs each, alternating, pooled), so that the "
+             "machine's drift falls on both. Each new-connection "
              "target is p50 <= 1.2 x (the floor's new-connection p50 + lbagent's keep-alive p50 "
              "for the same request); the peers' req/s ratios there are information.")
     if isinstance(octavia, str):

@@ -594,7 +594,7 @@ fn json_str(s: &str) -> String {
 /// versions, default session settings, client certificates required when a CA is given) that
 /// answers every request with a fixed 200 and keeps the connection unless asked to close. A
 /// new-connection run against it costs TCP + the TLS handshake + a trivial answer, nothing more.
-/// Prints its port on stdout, then serves (a thread per connection) until killed.
+/// Prints its port on stdout, then serves (one connection at a time) until killed.
 fn floor_server(argv: &[String]) -> Result<(), String> {
     let (mut cert, mut key, mut ca, mut port) = (None, None, None, 0u16);
     let mut it = argv.iter();
@@ -636,9 +636,10 @@ fn floor_server(argv: &[String]) -> Result<(), String> {
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     println!("{port}");
     io::stdout().flush().map_err(|e| e.to_string())?;
+    // One connection at a time, on this thread: starting a thread per connection would add
+    // its cost to the floor (the bench runs one client against it).
     for s in listener.incoming().flatten() {
-        let cfg = cfg.clone();
-        thread::spawn(move || floor_conn(cfg, s));
+        let _ = floor_conn(cfg.clone(), s);
     }
     Ok(())
 }
