@@ -6,7 +6,8 @@ fork-per-request way (bench/hapi_socat.py) and the real Octavia amphora agent; n
 against the handshake floor (a bare rustls server, `loadgen floor-server`); listener lifecycle
 against doing it by hand (bench/lifecycle.py); 64 concurrent clients; the heartbeat of a large
 load balancer (bench/heartbeat.py); a Prometheus scrape of 10 HAProxies (bench/metrics.py). Every
-HTTP(S) request comes from bench/loadgen, a separate process. Writes bench/results.md and bench/results.json.
+HTTP(S) request comes from bench/loadgen, a separate process. Writes bench/results.md and
+bench/results.json.
 
 Usage: bench/bench.py [--quick] [--strict] [--no-octavia]
   --quick       small counts, to check the harness itself (numbers are not meaningful)
@@ -332,13 +333,7 @@ class Client:
 
 def case(results, key, client, path, n, new_conn=False, expect=None):
     """Warm up, then measure one (server, request, connection mode) with one client."""
-    loadgen(client.args(path, max(5, min(N_WARMUP, n // 10)), new_conn, expect=expect))
-    r = loadgen(client.args(path, n, new_conn, expect=expect))
-    r["path"], r["mode"] = path, "new-conn" if new_conn else "keep-alive"
-    results[key] = r
-    log(f"{key}: p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, {r['rps']:.0f} req/s, "
-        f"{r['errors']} errors" + (f" ({r['first_error']})" if r["errors"] else ""))
-    return r
+    in_turns(results, (http_case(key, client, path, n, new_conn, expect),), turns=1)
 
 
 def http_case(key, client, path, n, new_conn=False, expect=None):
@@ -494,7 +489,7 @@ def measure(procs, work, t0, strict, no_octavia):
                 in_turns(res, (mine, http_case("hapi/status/ka", hapi_c, path, N_HAPI, False,
                                                "HAProxy")))
             else:
-                case(res, mine[0], tls, path, n, False, expect)
+                in_turns(res, (mine,), turns=1)
         if new:
             case(res, "hapi/status/new", hapi_c, "/loadBalancer/status", N_HAPI, True, "HAProxy")
         if not isinstance(octavia, str):
@@ -643,8 +638,8 @@ def build_report(meta, fp, res, conc, lc, octavia, hb, sc):
              f"{meta.get('octavia', 'not run')}; lbagent commit {meta['commit']}. Load average "
              f"{' '.join(meta['loadavg_start'])} at start, {' '.join(meta['loadavg_end'])} at end. "
              f"Run took {meta['seconds']:.0f} s; {meta['steal_share']:.0%} of the machine's CPU "
-             "time meanwhile went to other guests (steal), which slows every thread hand-off." + (" QUICK RUN: small counts." if meta["quick"] else "")
-             + "\n")
+             "time meanwhile went to other guests (steal), which slows every thread hand-off."
+             + (" QUICK RUN: small counts." if meta["quick"] else "") + "\n")
     L.append("## Targets\n")
     L.append("| Target | Measured | Limit | Result |")
     L.append("| --- | --- | --- | --- |")

@@ -78,12 +78,15 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
-            "--new-conn" => a.new_conn = true,
-            "--raw" => a.raw = true,
+            "--new-conn" => {
+                a.new_conn = true;
+                continue;
+            }
+            "--raw" => {
+                a.raw = true;
+                continue;
+            }
             _ => {}
-        }
-        if flag == "--new-conn" || flag == "--raw" {
-            continue;
         }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let num = |v: &str| {
